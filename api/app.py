@@ -1,0 +1,47 @@
+"""The FastAPI application (``uvicorn --factory api.app:create_app``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+
+from api import metrics
+from api.errors import install_error_handlers
+from api.routes import files, health, jobs, uploads
+from api.state import AppState
+from shared.settings import Settings, get_settings
+
+DESCRIPTION = """
+Fovea runs interpretability and visual-attention pipelines over image archives.
+
+1. `POST /v1/uploads` then PUT your archive (tar, tar.gz or zip) to the returned `put_url`
+   (or give an `s3://` input when the server uses S3 storage).
+2. `POST /v1/jobs` with a spec, e.g. `{"kind": "saliency", "input": "upload://...", "method": "gradient",
+   "model": {"preset": "squeezenet1_1-imagenet"}}`.
+3. Poll `GET /v1/jobs/{id}`; when it has ended, `GET /v1/jobs/{id}/results` lists every item with
+   presigned URLs, plus the HTML report.
+
+Authenticate with `Authorization: Bearer KEY`. Errors are JSON `{"error": {"code", "message", "fields"}}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="Fovea", version="0.1.0", description=DESCRIPTION)
+    app.state.fovea = AppState.from_settings(settings)
+    install_error_handlers(app)
+    for module in (jobs, uploads, files, health):
+        app.include_router(module.router)
+
+    @app.middleware("http")
+    async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.REQUESTS.labels(request.method, path, str(response.status_code)).observe(time.perf_counter() - start)
+        return response
+
+    return app

@@ -1,0 +1,164 @@
+"""/v1/jobs: submit, read, list, cancel, results."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from api import metrics
+from api.deps import State, Tenant, absolute
+from api.errors import ApiError
+from api.queue import PLAN_TASK
+from api.schemas import JobPage, JobView, ResultItem, Results
+from shared import keys
+from shared.errors import NotFound, Retryable
+from shared.jobs import TERMINAL, JobStatus
+from shared.jobstore import LIVE, new_job_id
+from shared.specs import JobSpec
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+_ITEM_FIELDS = {"index", "name", "status", "outputs", "error"}
+
+
+def _check_input(state: State, tenant: str, spec: JobSpec) -> None:
+    uri = spec.input
+    if uri.startswith("upload://"):
+        found = next(iter(state.storage.list(keys.uploads_prefix(tenant, uri.removeprefix("upload://")))), None)
+        if found is None:
+            raise ApiError(
+                422,
+                "validation_error",
+                "input: upload not found or never PUT",
+                [{"field": "input", "message": "upload not found or its bytes were never PUT"}],
+            )
+    elif not state.settings.resolved_storage_url().startswith("s3://"):
+        raise ApiError(
+            422,
+            "validation_error",
+            "input: s3:// inputs need S3 storage",
+            [{"field": "input", "message": "s3:// inputs need S3 storage on this server; use upload://"}],
+        )
+
+
+@router.post("", status_code=201, response_model=JobView, summary="Submit a job")
+def submit(
+    spec: JobSpec,
+    state: State,
+    tenant: Tenant,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JobView:
+    """Validate and queue a job. With an ``Idempotency-Key`` header, a retried submission returns the
+    job created the first time (status 200 and ``Idempotent-Replayed: true``); the same key with a
+    different body is a 409."""
+    _check_input(state, tenant, spec)
+    body = spec.model_dump(mode="json")
+    job_id = new_job_id()
+    if idempotency_key:
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        existing = state.coordinator.remember(f"idem:{tenant}:{idempotency_key}", f"{digest}:{job_id}")
+        if existing is not None:
+            old_digest, _, old_id = existing.partition(":")
+            if old_digest != digest:
+                raise ApiError(409, "conflict", "Idempotency-Key was used with a different request body")
+            try:
+                record = state.jobs.get(tenant, old_id)
+                response.status_code = 200
+                response.headers["Idempotent-Replayed"] = "true"
+                return JobView.of(record)
+            except NotFound:
+                job_id = old_id  # the first attempt failed before queueing: create it now
+    record = state.jobs.create(tenant, spec.kind, body, spec.name, job_id=job_id)
+    try:
+        state.queue.send(PLAN_TASK, [tenant, record.id])
+    except Retryable:
+        state.jobs.delete(tenant, record.id)
+        raise
+    metrics.JOBS_SUBMITTED.labels(kind=spec.kind).inc()
+    return JobView.of(record)
+
+
+@router.get("", response_model=JobPage, summary="List jobs")
+def list_jobs(
+    state: State,
+    tenant: Tenant,
+    status: JobStatus | None = None,
+    kind: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> JobPage:
+    """The caller's jobs, oldest first, filtered by status and kind."""
+    records, next_cursor = state.jobs.list(tenant, status=status, kind=kind, after=cursor or "", limit=limit)
+    return JobPage(items=[JobView.of(r) for r in records], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobView, summary="Read a job")
+def get_job(job_id: str, state: State, tenant: Tenant) -> JobView:
+    return JobView.of(state.jobs.get(tenant, job_id))
+
+
+@router.post("/{job_id}/cancel", response_model=JobView, summary="Cancel a job")
+def cancel(job_id: str, state: State, tenant: Tenant) -> JobView:
+    """Stop a queued or running job within seconds; finished items keep their outputs. 409 if it has ended."""
+    record = state.jobs.get(tenant, job_id)
+    if record.status in TERMINAL:
+        raise ApiError(409, "conflict", f"job already {record.status.value}")
+    updated = state.jobs.transition(tenant, job_id, JobStatus.canceled, LIVE)
+    if updated is None:
+        raise ApiError(409, "conflict", f"job already {state.jobs.get(tenant, job_id).status.value}")
+    return JobView.of(updated)
+
+
+@router.get("/{job_id}/results", response_model=Results, summary="Results with presigned URLs")
+def results(
+    job_id: str,
+    request: Request,
+    state: State,
+    tenant: Tenant,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> Results:
+    """The manifest of a finished job: every item once, with presigned output URLs (paged)."""
+    record = state.jobs.get(tenant, job_id)
+    ttl = state.settings.presign_ttl_s
+    if record.status not in TERMINAL:
+        raise ApiError(409, "conflict", f"job is {record.status.value}; results appear when it ends")
+    try:
+        manifest = state.storage.get_json(keys.manifest(tenant, job_id))
+    except NotFound:  # failed in planning, or canceled before its manifest was written
+        return Results(
+            job=job_id, status=record.status, total=0, offset=offset, limit=limit, items=[], error=record.error
+        )
+    page = manifest["items"][offset : offset + limit]
+    summary = state.storage.get_json(keys.summary(tenant, job_id))
+    return Results(
+        job=job_id,
+        status=record.status,
+        total=int(manifest["total"]),
+        offset=offset,
+        limit=limit,
+        items=[_item(request, state, entry, ttl) for entry in page],
+        report=absolute(request, state.storage.presign_get(keys.report(tenant, job_id), ttl)),
+        manifest=absolute(request, state.storage.presign_get(keys.manifest(tenant, job_id), ttl)),
+        summary=summary,
+        error=record.error,
+    )
+
+
+def _item(request: Request, state: State, entry: dict[str, Any], ttl: int) -> ResultItem:
+    outputs = {
+        name: absolute(request, state.storage.presign_get(key, ttl)) for name, key in entry.get("outputs", {}).items()
+    }
+    data = {k: v for k, v in entry.items() if k not in _ITEM_FIELDS}
+    return ResultItem(
+        index=entry["index"],
+        name=entry["name"],
+        status=entry["status"],
+        outputs=outputs,
+        error=entry.get("error"),
+        data=data,
+    )

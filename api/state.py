@@ -1,0 +1,34 @@
+"""Everything the routes share, built once at start-up from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from api.queue import TaskQueue
+from shared.coordination import Coordinator, open_coordinator
+from shared.jobstore import JobStore
+from shared.settings import Settings
+from shared.storage import Storage, open_storage
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    storage: Storage
+    coordinator: Coordinator
+    queue: TaskQueue
+    jobs: JobStore
+    tenants: dict[str, str]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AppState:
+        storage = open_storage(settings)
+        coordinator = open_coordinator(settings)
+        return cls(
+            settings=settings,
+            storage=storage,
+            coordinator=coordinator,
+            queue=TaskQueue(settings),
+            jobs=JobStore(storage, coordinator),
+            tenants=settings.tenant_for_key(),
+        )

@@ -1,0 +1,115 @@
+"""A small HTTP client of the Fovea API (FOVEA_API_URL, FOVEA_API_KEY)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tqdm import tqdm
+
+from shared.jobs import TERMINAL, JobStatus
+
+
+class ApiFailure(Exception):
+    pass
+
+
+class Client:
+    def __init__(self, url: str | None = None, key: str | None = None, timeout: float = 30.0) -> None:
+        self.url = (url or os.environ.get("FOVEA_API_URL") or "http://127.0.0.1:8000").rstrip("/")
+        key = key or os.environ.get("FOVEA_API_KEY")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                error = response.json()["error"]
+                message = error["message"]
+            except Exception:
+                message = response.text[:500]
+            raise ApiFailure(f"{method} {path}: HTTP {response.status_code}: {message}")
+        return response.json()
+
+    def upload(self, path: Path) -> str:
+        """Upload an archive through a presigned PUT; returns its upload:// URI."""
+        size = path.stat().st_size
+        upload = self._call("POST", "/v1/uploads", json={"filename": path.name, "size": size})
+        with (
+            path.open("rb") as handle,
+            tqdm(total=size, unit="B", unit_scale=True, desc=f"upload {path.name}", leave=False) as bar,
+        ):
+
+            def chunks() -> Any:
+                while chunk := handle.read(1 << 20):
+                    bar.update(len(chunk))
+                    yield chunk
+
+            response = httpx.put(
+                upload["put_url"], content=chunks(), headers={"Content-Length": str(size)}, timeout=None
+            )
+        if response.status_code >= 300:
+            raise ApiFailure(f"PUT upload: HTTP {response.status_code}: {response.text[:300]}")
+        return str(upload["uri"])
+
+    def submit(self, spec: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return dict(self._call("POST", "/v1/jobs", json=spec, headers=headers))
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/v1/jobs/{job_id}"))
+
+    def jobs(self, **params: Any) -> dict[str, Any]:
+        return dict(self._call("GET", "/v1/jobs", params={k: v for k, v in params.items() if v is not None}))
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"/v1/jobs/{job_id}/cancel"))
+
+    def results(self, job_id: str, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
+        return dict(self._call("GET", f"/v1/jobs/{job_id}/results", params={"offset": offset, "limit": limit}))
+
+    def wait(self, job_id: str, *, progress: bool = True, poll_s: float = 0.5) -> dict[str, Any]:
+        """Poll until the job ends, with a progress bar showing items/s and the ETA."""
+        bar = tqdm(total=None, unit="img", desc=job_id, disable=not progress, dynamic_ncols=True)
+        try:
+            while True:
+                job = self.job(job_id)
+                p = job["progress"]
+                if p["total"] is not None and bar.total != p["total"]:
+                    bar.total = p["total"]
+                bar.n = p["done"] + p["failed"]
+                bar.set_postfix(status=job["status"], failed=p["failed"], refresh=False)
+                bar.refresh()
+                if JobStatus(job["status"]) in TERMINAL:
+                    return job
+                time.sleep(poll_s)
+        finally:
+            bar.close()
+
+    def download(self, job_id: str, out: Path) -> Path:
+        """Download the report, manifest and every output of a finished job into ``out``."""
+        out.mkdir(parents=True, exist_ok=True)
+        offset, page = 0, self.results(job_id)
+        for name in ("report", "manifest"):
+            if page.get(name):
+                target = out / ("report.html" if name == "report" else "manifest.json")
+                target.write_bytes(httpx.get(page[name], timeout=60).content)
+        total = int(page["total"])
+        with tqdm(total=total, unit="item", desc="download") as bar:
+            while True:
+                for item in page["items"]:
+                    for output, url in item["outputs"].items():
+                        suffix = Path(httpx.URL(url).path).suffix
+                        target = out / "items" / f"{item['index']:08d}-{output}{suffix}"
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_bytes(httpx.get(url, timeout=60).content)
+                    bar.update(1)
+                offset += len(page["items"])
+                if offset >= total or not page["items"]:
+                    break
+                page = self.results(job_id, offset=offset)
+        return out

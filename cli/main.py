@@ -1,0 +1,143 @@
+"""``fovea``: run the service, submit jobs, follow them and fetch their results.
+
+The client commands talk to FOVEA_API_URL (default http://127.0.0.1:8000) with FOVEA_API_KEY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from cli import commands
+from cli.client import ApiFailure, Client
+from shared.settings import get_settings
+
+EPILOG = """examples:
+  fovea up                                   # API + worker on this machine (local storage, no broker server)
+  fovea submit -s kind=saliency -s method=spectral_residual -s input=photos.tar --wait
+  fovea submit spec.json -s model.preset=squeezenet1_1-imagenet --wait
+  fovea results JOB_ID --out results/
+  fovea run -s kind=saliency -s method=spectral_residual -s input=photos.tar   # no service at all
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fovea", description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="start the API and a worker together (the embedded default)")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8000)
+    up.add_argument("--workers", type=int, default=1, help="worker processes (one per GPU; more only on CPU)")
+
+    api = sub.add_parser("api", help="start the HTTP API only")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+
+    worker = sub.add_parser("worker", help="start a Celery worker (one process per GPU)")
+    worker.add_argument("--concurrency", type=int, default=1)
+
+    def spec_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("spec", nargs="?", help="job spec JSON file ('-' for stdin); see the README for fields")
+        p.add_argument(
+            "-s",
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="set a spec field (dotted keys, JSON values); input may be a local archive path",
+        )
+
+    submit = sub.add_parser("submit", help="submit a job (uploads a local input archive first)")
+    spec_args(submit)
+    submit.add_argument("--wait", action="store_true", help="wait with a progress bar until the job ends")
+    submit.add_argument("--idempotency-key", help="retrying with the same key returns the same job")
+
+    for name, text in (
+        ("status", "show a job"),
+        ("wait", "wait for a job with a progress bar"),
+        ("cancel", "cancel a job (finished items are kept)"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("job_id")
+
+    listing = sub.add_parser("list", help="list jobs")
+    listing.add_argument("--status")
+    listing.add_argument("--kind")
+    listing.add_argument("--limit", type=int, default=50)
+
+    results = sub.add_parser("results", help="download a finished job's report, manifest and outputs")
+    results.add_argument("job_id")
+    results.add_argument("--out", type=Path, default=None, help="folder (default: results-JOB_ID)")
+
+    run = sub.add_parser("run", help="run one job in this process, no broker or API (local storage)")
+    spec_args(run)
+
+    demo = sub.add_parser("demo", help="start the embedded stack and run a saliency job over sample photos")
+    demo.add_argument("--out", type=Path, default=Path("fovea-data"), help="where the sample archive is written")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    try:
+        return _dispatch(args, settings)
+    except ApiFailure as exc:
+        print(f"fovea: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace, settings: object) -> int:
+    from cli import stack
+
+    if args.command == "up":
+        stack.run_stack(get_settings(), args.host, args.port, args.workers)
+        return 0
+    if args.command == "api":
+        stack.prepare_environment(get_settings())
+        stack.run_api(args.host, args.port)
+        return 0
+    if args.command == "worker":
+        stack.prepare_environment(get_settings())
+        return stack.run_worker(args.concurrency)
+    if args.command == "run":
+        stack.prepare_environment(get_settings())
+        record = commands.run_inprocess(commands.load_spec(args.spec, args.overrides))
+        commands.print_json({k: record[k] for k in ("id", "status", "progress", "error", "report")})
+        return 0 if record["status"] == "succeeded" else 1
+    if args.command == "demo":
+        stack.prepare_environment(get_settings())
+        return commands.demo(args.out)
+    client = Client()
+    if args.command == "submit":
+        spec = commands.resolve_input(client, commands.load_spec(args.spec, args.overrides))
+        job = client.submit(spec, args.idempotency_key)
+        if args.wait:
+            job = client.wait(job["id"])
+        commands.print_json(job)
+        return 0 if not args.wait or job["status"] == "succeeded" else 1
+    if args.command == "status":
+        commands.print_json(client.job(args.job_id))
+    elif args.command == "wait":
+        job = client.wait(args.job_id)
+        commands.print_json(job)
+        return 0 if job["status"] == "succeeded" else 1
+    elif args.command == "cancel":
+        commands.print_json(client.cancel(args.job_id))
+    elif args.command == "list":
+        commands.print_json(client.jobs(status=args.status, kind=args.kind, limit=args.limit))
+    elif args.command == "results":
+        out = client.download(args.job_id, args.out or Path(f"results-{args.job_id}"))
+        print(f"results in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""SQLite coordinator: the embedded default (one machine, several processes) and the test twin.
+
+Each call opens its own short transaction; WAL mode lets the API read while workers write.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from shared.coordination.base import Coordinator, LiveProgress
+from shared.errors import Retryable
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS status (job TEXT PRIMARY KEY, status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS plan (job TEXT PRIMARY KEY, total INTEGER, shards INTEGER);
+CREATE TABLE IF NOT EXISTS items (job TEXT, idx INTEGER, ok INTEGER, result TEXT, PRIMARY KEY (job, idx));
+CREATE TABLE IF NOT EXISTS attempts (job TEXT, idx INTEGER, n INTEGER, PRIMARY KEY (job, idx));
+CREATE TABLE IF NOT EXISTS deliveries (job TEXT, shard INTEGER, n INTEGER, PRIMARY KEY (job, shard));
+CREATE TABLE IF NOT EXISTS shards_done (job TEXT, shard INTEGER, PRIMARY KEY (job, shard));
+CREATE TABLE IF NOT EXISTS memo (name TEXT PRIMARY KEY, value TEXT, expires REAL);
+"""
+
+
+class SqliteCoordinator(Coordinator):
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._db().executescript(_SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db())
+
+    def ping(self) -> None:
+        try:
+            self._db().execute("SELECT 1")
+        except sqlite3.Error as exc:
+            raise Retryable(f"coordinator unavailable: {exc}") from exc
+
+    def get_status(self, job: str) -> str | None:
+        row = self._db().execute("SELECT status FROM status WHERE job=?", (job,)).fetchone()
+        return row[0] if row else None
+
+    def set_status(self, job: str, status: str, only_from: frozenset[str] | None = None) -> bool:
+        with self._tx() as db:
+            row = db.execute("SELECT status FROM status WHERE job=?", (job,)).fetchone()
+            if only_from is not None and row is not None and row[0] not in only_from:
+                return False
+            db.execute("INSERT OR REPLACE INTO status VALUES (?, ?)", (job, status))
+            return True
+
+    def set_plan(self, job: str, total: int, shards: int) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO plan VALUES (?, ?, ?)", (job, total, shards))
+
+    def record_items(self, job: str, results: dict[int, dict[str, Any]]) -> None:
+        rows = [(job, i, int(r.get("status") == "ok"), json.dumps(r)) for i, r in results.items()]
+        with self._tx() as db:
+            db.executemany("INSERT OR IGNORE INTO items VALUES (?, ?, ?, ?)", rows)
+
+    def item_results(self, job: str, indices: list[int]) -> dict[int, dict[str, Any]]:
+        out: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(indices), 500):
+            chunk = indices[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT idx, result FROM items WHERE job=? AND idx IN ({marks})"
+            for idx, result in self._db().execute(query, (job, *chunk)):
+                out[idx] = json.loads(result)
+        return out
+
+    def begin_attempt(self, job: str, indices: list[int]) -> None:
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO attempts VALUES (?, ?, 1) ON CONFLICT (job, idx) DO UPDATE SET n = n + 1",
+                [(job, i) for i in indices],
+            )
+
+    def attempts(self, job: str, indices: list[int]) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for start in range(0, len(indices), 500):
+            chunk = indices[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT idx, n FROM attempts WHERE job=? AND idx IN ({marks})"
+            out.update(dict(self._db().execute(query, (job, *chunk)).fetchall()))
+        return out
+
+    def count_delivery(self, job: str, shard: int) -> int:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO deliveries VALUES (?, ?, 1) ON CONFLICT (job, shard) DO UPDATE SET n = n + 1",
+                (job, shard),
+            )
+            return int(db.execute("SELECT n FROM deliveries WHERE job=? AND shard=?", (job, shard)).fetchone()[0])
+
+    def mark_shard_done(self, job: str, shard: int) -> int:
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO shards_done VALUES (?, ?)", (job, shard))
+            return int(db.execute("SELECT COUNT(*) FROM shards_done WHERE job=?", (job,)).fetchone()[0])
+
+    def progress(self, job: str) -> LiveProgress | None:
+        db = self._db()
+        plan = db.execute("SELECT total, shards FROM plan WHERE job=?", (job,)).fetchone()
+        done, failed = db.execute(
+            "SELECT COALESCE(SUM(ok), 0), COALESCE(SUM(1 - ok), 0) FROM items WHERE job=?", (job,)
+        ).fetchone()
+        if plan is None and done == 0 and failed == 0:
+            return None
+        shards_done = db.execute("SELECT COUNT(*) FROM shards_done WHERE job=?", (job,)).fetchone()[0]
+        return LiveProgress(
+            total=plan[0] if plan else None,
+            done=int(done),
+            failed=int(failed),
+            shards=plan[1] if plan else None,
+            shards_done=int(shards_done),
+        )
+
+    def claim(self, name: str, ttl_s: int = 7 * 86400) -> bool:
+        return self.remember(f"claim:{name}", "1", ttl_s) is None
+
+    def remember(self, name: str, value: str, ttl_s: int = 86400) -> str | None:
+        with self._tx() as db:
+            row = db.execute("SELECT value, expires FROM memo WHERE name=?", (name,)).fetchone()
+            if row is not None and row[1] > time.time():
+                return str(row[0])
+            db.execute("INSERT OR REPLACE INTO memo VALUES (?, ?, ?)", (name, value, time.time() + ttl_s))
+            return None
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT: one writer at a time across processes, no lost updates."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise Retryable(f"coordinator unavailable: {exc}") from exc
+        return self.db
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")

@@ -1,0 +1,104 @@
+"""Job records: durable JSON in the object store, with live status and progress from the coordinator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared import keys
+from shared.coordination import Coordinator
+from shared.errors import NotFound, Retryable
+from shared.jobs import TERMINAL, JobRecord, JobStatus, Progress, new_id, now
+from shared.storage import Storage
+
+
+def new_job_id() -> str:
+    return new_id("j_")
+
+
+LIVE = frozenset({JobStatus.queued.value, JobStatus.running.value})
+
+
+class JobStore:
+    def __init__(self, storage: Storage, coordinator: Coordinator) -> None:
+        self.storage = storage
+        self.coordinator = coordinator
+
+    def create(
+        self, tenant: str, kind: str, spec: dict[str, Any], name: str | None, job_id: str | None = None
+    ) -> JobRecord:
+        """Write a new queued job (durable record first, then its live status)."""
+        record = JobRecord(id=job_id or new_job_id(), tenant=tenant, kind=kind, name=name, spec=spec, created_at=now())
+        self.save(record)
+        self.coordinator.set_status(record.id, JobStatus.queued.value)
+        return record
+
+    def delete(self, tenant: str, job_id: str) -> None:
+        """Remove a job that was never queued (its submission failed)."""
+        self.storage.delete(keys.job_record(tenant, job_id))
+
+    def save(self, record: JobRecord) -> None:
+        self.storage.put_bytes(
+            keys.job_record(record.tenant, record.id), record.model_dump_json().encode(), "application/json"
+        )
+
+    def load(self, tenant: str, job_id: str) -> JobRecord:
+        """The stored record, as last written (raises NotFound, also for another tenant's job)."""
+        return JobRecord.model_validate_json(self.storage.get_bytes(keys.job_record(tenant, job_id)))
+
+    def get(self, tenant: str, job_id: str) -> JobRecord:
+        """The record with live status and progress; falls back to the stored record if the coordinator is down."""
+        record = self.load(tenant, job_id)
+        if record.status in TERMINAL:
+            return record
+        try:
+            status = self.coordinator.get_status(job_id)
+            live = self.coordinator.progress(job_id)
+        except Retryable:
+            return record
+        if status is not None:
+            record.status = JobStatus(status)
+        if live is not None:
+            record.progress = Progress(total=live.total, done=live.done, failed=live.failed)
+            record.shards = live.shards
+        return record
+
+    def transition(
+        self, tenant: str, job_id: str, status: JobStatus, only_from: frozenset[str], **fields: object
+    ) -> JobRecord | None:
+        """Move a job to ``status`` if its live status is in ``only_from``; returns the new record or None."""
+        if not self.coordinator.set_status(job_id, status.value, only_from):
+            return None
+        record = self.get(tenant, job_id)
+        record.status = status
+        if status == JobStatus.running and record.started_at is None:
+            record.started_at = now()
+        if status in TERMINAL:
+            record.finished_at = now()
+        for name, value in fields.items():
+            setattr(record, name, value)
+        self.save(record)
+        return record
+
+    def list(
+        self,
+        tenant: str,
+        *,
+        status: JobStatus | None = None,
+        kind: str | None = None,
+        after: str = "",
+        limit: int = 50,
+    ) -> tuple[list[JobRecord], str | None]:
+        """One page of a tenant's jobs, oldest first (ids are time-ordered); returns (jobs, next cursor)."""
+        start_after = keys.job_record(tenant, after) if after else ""
+        found: list[JobRecord] = []
+        for info in self.storage.list(keys.records_prefix(tenant), start_after=start_after):
+            job_id = info.key.rsplit("/", 1)[-1].removesuffix(".json")
+            try:
+                record = self.get(tenant, job_id)
+            except NotFound:
+                continue
+            if (status is None or record.status == status) and (kind is None or record.kind == kind):
+                found.append(record)
+                if len(found) >= limit:
+                    return found, job_id
+        return found, None

@@ -1,0 +1,87 @@
+"""Every object-store key the service writes, in one place.
+
+Layout under the storage root (one tenant's data never shares a prefix with another's)::
+
+    tenants/{tenant}/records/{job_id}.json             the durable job record (listed cheaply)
+    tenants/{tenant}/jobs/{job_id}/plan.json           shard plan (item names per shard, planning errors)
+    tenants/{tenant}/jobs/{job_id}/inputs/{shard}.tar  items repacked per shard from a non-seekable archive
+    tenants/{tenant}/jobs/{job_id}/shards/{shard}.json shard manifest (one entry per item of the shard)
+    tenants/{tenant}/jobs/{job_id}/items/{index}/{output}   per-item outputs
+    tenants/{tenant}/jobs/{job_id}/manifest.json | summary.json | report/index.html
+    tenants/{tenant}/uploads/{upload_id}/{filename}    uploaded archives
+
+Item outputs are keyed by the item's index in the plan, not its name: the key is deterministic (a
+redelivered shard overwrites, never duplicates) and no archive member name can escape the prefix.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_component(text: str, fallback: str = "file") -> str:
+    """One path component made of safe characters only (never '..' or empty)."""
+    cleaned = _SAFE.sub("_", text).strip("._") or fallback
+    return cleaned[:120]
+
+
+def tenant_prefix(tenant: str) -> str:
+    return f"tenants/{safe_component(tenant)}/"
+
+
+def jobs_prefix(tenant: str) -> str:
+    return tenant_prefix(tenant) + "jobs/"
+
+
+def job_prefix(tenant: str, job_id: str) -> str:
+    return f"{jobs_prefix(tenant)}{safe_component(job_id)}/"
+
+
+def records_prefix(tenant: str) -> str:
+    return tenant_prefix(tenant) + "records/"
+
+
+def job_record(tenant: str, job_id: str) -> str:
+    return f"{records_prefix(tenant)}{safe_component(job_id)}.json"
+
+
+def plan(tenant: str, job_id: str) -> str:
+    return job_prefix(tenant, job_id) + "plan.json"
+
+
+def shard_input(tenant: str, job_id: str, shard: int) -> str:
+    return job_prefix(tenant, job_id) + f"inputs/{shard:06d}.tar"
+
+
+def shard_manifest(tenant: str, job_id: str, shard: int) -> str:
+    return job_prefix(tenant, job_id) + f"shards/{shard:06d}.json"
+
+
+def shard_manifests_prefix(tenant: str, job_id: str) -> str:
+    return job_prefix(tenant, job_id) + "shards/"
+
+
+def item_output(tenant: str, job_id: str, index: int, output: str) -> str:
+    return job_prefix(tenant, job_id) + f"items/{index:08d}/{safe_component(output)}"
+
+
+def manifest(tenant: str, job_id: str) -> str:
+    return job_prefix(tenant, job_id) + "manifest.json"
+
+
+def summary(tenant: str, job_id: str) -> str:
+    return job_prefix(tenant, job_id) + "summary.json"
+
+
+def report(tenant: str, job_id: str) -> str:
+    return job_prefix(tenant, job_id) + "report/index.html"
+
+
+def upload(tenant: str, upload_id: str, filename: str) -> str:
+    return tenant_prefix(tenant) + f"uploads/{safe_component(upload_id)}/{safe_component(filename)}"
+
+
+def uploads_prefix(tenant: str, upload_id: str) -> str:
+    return tenant_prefix(tenant) + f"uploads/{safe_component(upload_id)}/"

@@ -1,0 +1,91 @@
+"""Model references: which network a job explains, with its weights, preprocessing and class names.
+
+Names only live here (no torch): the worker's model zoo turns a reference into an ``nn.Module``.
+Weights are never downloaded unless the operator allows it (``FOVEA_ALLOW_DOWNLOADS``):
+
+- ``null``                          random initialisation (useful for tests and timing);
+- ``assets:weights/FILE``           a safetensors file in the operator's assets folder (FOVEA_ASSETS_DIR);
+- ``upload://ID`` / ``s3://B/K``    a safetensors file in the object store (never pickle);
+- ``torchvision:DEFAULT``           torchvision's own weights from the local torch cache (TORCH_HOME).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ARCHITECTURES = (
+    "squeezenet1_1",
+    "mobilenet_v2",
+    "resnet18",
+    "resnet50",
+    "vgg16",
+    "alexnet",
+    "tiny_cnn",
+)
+
+Preprocessing = Literal["imagenet", "symmetric", "unit"]
+"""imagenet: RGB/255 then ImageNet mean/std; symmetric: RGB/127.5 - 1; unit: RGB/255."""
+
+_WEIGHTS = re.compile(r"^(assets:[A-Za-z0-9._/-]+|upload://[A-Za-z0-9_-]+|s3://[^/\s]+/\S+|torchvision:[A-Z0-9_]+)$")
+
+PRESETS: dict[str, dict[str, object]] = {
+    "squeezenet1_1-imagenet": {
+        "arch": "squeezenet1_1",
+        "weights": "assets:weights/squeezenet1_1-imagenet.safetensors",
+        "preprocessing": "imagenet",
+        "class_names": "imagenet",
+    },
+    "mobilenet_v2-imagenet": {
+        "arch": "mobilenet_v2",
+        "weights": "assets:weights/mobilenet_v2-imagenet-int8.safetensors",
+        "preprocessing": "symmetric",
+        "class_names": "imagenet",
+    },
+}
+
+
+class ModelRef(BaseModel):
+    """A network to explain. Give a ``preset`` name, or ``arch`` with explicit weights."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: str | None = Field(None, description=f"One of: {', '.join(PRESETS)}", examples=["squeezenet1_1-imagenet"])
+    arch: str | None = Field(None, description=f"One of: {', '.join(ARCHITECTURES)}")
+    weights: str | None = Field(
+        None, description="null (random init), assets:..., upload://..., s3://..., torchvision:DEFAULT"
+    )
+    num_classes: int = Field(1000, ge=1, le=100_000)
+    preprocessing: Preprocessing = "imagenet"
+    input_size: int = Field(224, ge=16, le=1024, description="Images are resized to input_size x input_size")
+    class_names: Literal["imagenet"] | list[str] | None = Field(
+        None, description="'imagenet' for the 1000 ImageNet classes, a list, or null for indices"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("preset") is not None:
+            preset = PRESETS.get(str(data["preset"]))
+            if preset is None:
+                raise ValueError(f"unknown preset {data['preset']!r}; known: {', '.join(PRESETS)}")
+            return {**preset, **{k: v for k, v in data.items() if v is not None}}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelRef:
+        if self.arch is None:
+            raise ValueError("give either 'preset' or 'arch'")
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown arch {self.arch!r}; known: {', '.join(ARCHITECTURES)}")
+        if self.weights is not None and not _WEIGHTS.match(self.weights):
+            raise ValueError("weights must be null, assets:PATH, upload://ID, s3://BUCKET/KEY or torchvision:NAME")
+        if self.weights and self.weights.startswith("assets:") and ".." in self.weights.split("/"):
+            raise ValueError("weights path must not contain '..'")
+        if self.class_names == "imagenet" and self.num_classes != 1000:
+            raise ValueError("class_names 'imagenet' needs num_classes 1000")
+        if isinstance(self.class_names, list) and len(self.class_names) != self.num_classes:
+            raise ValueError(f"class_names has {len(self.class_names)} names for {self.num_classes} classes")
+        return self

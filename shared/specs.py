@@ -1,0 +1,73 @@
+"""Job specs: what a user submits. Pydantic validates them at the API, so a bad spec is a 422."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+from shared.models import ModelRef
+
+_INPUT = re.compile(r"^(upload://[A-Za-z0-9_-]+|s3://[a-z0-9][a-z0-9.-]{1,62}/\S*)$")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=200, description="A label shown in listings and the report")
+    input: str = Field(
+        ...,
+        description="upload://ID (from POST /v1/uploads), s3://bucket/archive.tar|.tar.gz|.zip, or s3://bucket/prefix/",
+        examples=["upload://u_0123456789abcdef"],
+    )
+
+    @field_validator("input")
+    @classmethod
+    def _input_uri(cls, value: str) -> str:
+        if not _INPUT.match(value):
+            raise ValueError("input must be upload://ID or s3://bucket/key (an archive) or s3://bucket/prefix/")
+        return value
+
+
+class SaliencySpec(_Spec):
+    """Saliency maps for every image of an archive.
+
+    ``spectral_residual`` (Hou & Zhang 2007, OpenCV contrib) needs no model. ``gradient``
+    (Simonyan et al. 2014) is max over RGB of |d score / d pixel| for the unnormalised class score of
+    the winning class (``target: "predicted"``) or of a given class index.
+    """
+
+    kind: Literal["saliency"]
+    method: Literal["spectral_residual", "gradient"] = "gradient"
+    model: ModelRef | None = Field(None, description="Required for method 'gradient'")
+    target: Literal["predicted"] | int = Field("predicted", description="'predicted' or a class index")
+    top_k: int = Field(5, ge=1, le=50, description="Predictions listed per item (gradient)")
+    colormap: Literal["inferno", "jet", "viridis", "turbo", "gray"] = "inferno"
+    overlay_alpha: float = Field(0.5, ge=0.0, le=1.0)
+    max_output_side: int = Field(1024, ge=32, le=8192, description="Heatmaps and overlays are at most this wide/high")
+    raw_map: bool = Field(False, description="Also write the map as float16 .npy")
+    batch_size: int | None = Field(None, ge=1, le=1024, description="GPU batch; default from the worker settings")
+
+    @model_validator(mode="after")
+    def _check(self) -> SaliencySpec:
+        if self.method == "gradient":
+            if self.model is None:
+                raise ValueError("method 'gradient' needs a model")
+            if isinstance(self.target, int) and not 0 <= self.target < self.model.num_classes:
+                raise ValueError(f"target must be in [0, {self.model.num_classes})")
+        return self
+
+
+JobSpec = Annotated[SaliencySpec, Field(discriminator="kind")]
+"""All job kinds, discriminated by ``kind``. New kinds join this union."""
+
+MAP_KINDS = frozenset({"saliency"})
+"""Kinds with one output per input item (planned into shards)."""
+
+_ADAPTER: TypeAdapter[SaliencySpec] = TypeAdapter(JobSpec)
+
+
+def parse_spec(data: object) -> SaliencySpec:
+    """Validate a spec from plain data (raises pydantic.ValidationError)."""
+    return _ADAPTER.validate_python(data)

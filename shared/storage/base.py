@@ -1,0 +1,87 @@
+"""The storage interface every backend implements, and the factory that picks one from a URL."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from shared.settings import Settings
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+
+
+class Storage(ABC):
+    """Keys are '/'-separated, relative to the backend's root. Writes replace whole objects atomically."""
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
+
+    @abstractmethod
+    def put_stream(self, key: str, stream: IO[bytes], content_type: str = "application/octet-stream") -> int:
+        """Store a stream without holding it in memory; returns the byte count."""
+
+    @abstractmethod
+    def get_bytes(self, key: str) -> bytes:
+        """Raises shared.errors.NotFound."""
+
+    @abstractmethod
+    def open(self, key: str) -> IO[bytes]:
+        """A readable stream of the object (caller closes it). Raises NotFound."""
+
+    @abstractmethod
+    def size(self, key: str) -> int | None:
+        """The object's size, or None if it does not exist."""
+
+    @abstractmethod
+    def list(self, prefix: str, start_after: str = "", limit: int | None = None) -> Iterator[ObjectInfo]:
+        """Objects under prefix in key order."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def presign_get(self, key: str, expires_s: int) -> str: ...
+
+    @abstractmethod
+    def presign_put(self, key: str, expires_s: int) -> str: ...
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raises shared.errors.Retryable when the store cannot be reached."""
+
+    def exists(self, key: str) -> bool:
+        return self.size(key) is not None
+
+    def put_json(self, key: str, value: Any) -> None:
+        self.put_bytes(key, json.dumps(value, separators=(",", ":"), default=str).encode(), "application/json")
+
+    def get_json(self, key: str) -> Any:
+        return json.loads(self.get_bytes(key))
+
+
+def open_storage(settings: Settings, *, bucket: str | None = None) -> Storage:
+    """The store named by the settings; ``bucket`` opens another bucket of the same S3 service."""
+    url = settings.resolved_storage_url()
+    if url.startswith("file://"):
+        if bucket is not None:
+            from shared.errors import InvalidInput
+
+            raise InvalidInput("s3:// inputs need S3 storage (FOVEA_STORAGE_URL=s3://...)")
+        from shared.storage.local import LocalStorage
+
+        return LocalStorage(url.removeprefix("file://"), secret=settings.secret(), public_url=settings.public_url)
+    if url.startswith("s3://"):
+        from shared.storage.s3 import S3Storage
+
+        own_bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        if bucket is not None and bucket != own_bucket:
+            return S3Storage.from_settings(settings, bucket, "")
+        return S3Storage.from_settings(settings, own_bucket, prefix if bucket is None else "")
+    raise ValueError(f"FOVEA_STORAGE_URL must start with file:// or s3://, got {url!r}")

@@ -1,0 +1,145 @@
+"""S3-compatible storage through boto3: AWS, SeaweedFS, MinIO, Ceph, moto — any endpoint URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import IO, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from shared.errors import NotFound, Retryable
+from shared.settings import Settings
+from shared.storage.base import ObjectInfo, Storage
+
+_MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
+
+
+def _is_missing(exc: ClientError) -> bool:
+    return str(exc.response.get("Error", {}).get("Code")) in _MISSING
+
+
+class S3Storage(Storage):
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, bucket: str, prefix: str) -> S3Storage:
+        client = boto3.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url,
+            region_name=settings.s3_region,
+            aws_access_key_id=settings.s3_access_key_id,
+            aws_secret_access_key=settings.s3_secret_access_key,
+            config=Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 3, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=60,
+            ),
+        )
+        return cls(client, bucket, prefix)
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type)
+        except (BotoCoreError, ClientError) as exc:
+            raise Retryable(f"store write failed for {key}: {exc}") from exc
+
+    def put_stream(self, key: str, stream: IO[bytes], content_type: str = "application/octet-stream") -> int:
+        counter = _CountingReader(stream)
+        try:
+            # upload_fileobj streams in bounded multipart chunks: an archive larger than RAM is fine.
+            self.client.upload_fileobj(counter, self.bucket, self._key(key), ExtraArgs={"ContentType": content_type})
+        except (BotoCoreError, ClientError) as exc:
+            raise Retryable(f"store write failed for {key}: {exc}") from exc
+        return counter.count
+
+    def get_bytes(self, key: str) -> bytes:
+        with self.open(key) as body:
+            return body.read()
+
+    def open(self, key: str) -> IO[bytes]:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if _is_missing(exc):
+                raise NotFound(key) from exc
+            raise Retryable(f"store read failed for {key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise Retryable(f"store read failed for {key}: {exc}") from exc
+        return response["Body"]  # type: ignore[no-any-return]
+
+    def size(self, key: str) -> int | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if _is_missing(exc):
+                return None
+            raise Retryable(f"store read failed for {key}: {exc}") from exc
+        return int(head["ContentLength"])
+
+    def list(self, prefix: str, start_after: str = "", limit: int | None = None) -> Iterator[ObjectInfo]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self._key(prefix)}
+        if start_after:
+            args["StartAfter"] = self._key(start_after)
+        count = 0
+        try:
+            for page in paginator.paginate(**args):
+                for obj in page.get("Contents", []):
+                    if limit is not None and count >= limit:
+                        return
+                    count += 1
+                    yield ObjectInfo(obj["Key"][len(self.prefix) :], int(obj["Size"]))
+        except ClientError as exc:
+            if _is_missing(exc):
+                return
+            raise Retryable(f"store list failed for {prefix}: {exc}") from exc
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def presign_get(self, key: str, expires_s: int) -> str:
+        return str(
+            self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_s
+            )
+        )
+
+    def presign_put(self, key: str, expires_s: int) -> str:
+        return str(
+            self.client.generate_presigned_url(
+                "put_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_s
+            )
+        )
+
+    def ping(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError, EndpointConnectionError) as exc:
+            raise Retryable(f"object store unavailable: {exc}") from exc
+
+    def ensure_bucket(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            self.client.create_bucket(Bucket=self.bucket)
+
+
+class _CountingReader:
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._stream.read(size)
+        self.count += len(chunk)
+        return chunk

@@ -1,0 +1,91 @@
+"""Finalising a job: one manifest with every item exactly once, a summary, and an HTML report.
+
+Idempotent: it rebuilds everything from the durable shard manifests, so running it twice (two
+shards finishing together, a redelivered task) writes the same objects again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from shared import keys
+from shared.errors import NotFound
+from shared.jobs import JobStatus, Progress, now
+from worker.engine.report import render_report
+from worker.engine.services import Services
+from worker.engine.shard import CANCELED_REASON
+
+LIVE = frozenset({JobStatus.queued.value, JobStatus.running.value})
+
+
+def collect_items(services: Services, tenant: str, job_id: str) -> tuple[list[dict[str, Any]], int]:
+    """All items of a job in index order, and the planned total. Raises RuntimeError if one is missing."""
+    storage = services.storage
+    try:
+        plan = storage.get_json(keys.plan(tenant, job_id))
+    except NotFound:
+        return [], 0  # canceled before planning: no items
+    by_index: dict[int, dict[str, Any]] = {int(e["index"]): e for e in plan["errors"]}
+    for shard in range(int(plan["shards"])):
+        manifest = storage.get_json(keys.shard_manifest(tenant, job_id, shard))
+        for item in manifest["items"]:
+            by_index[int(item["index"])] = item
+    total = int(plan["total"])
+    missing = [i for i in range(total) if i not in by_index]
+    if missing or len(by_index) != total:
+        raise RuntimeError(f"job {job_id}: {len(missing)} items missing from the shard manifests")
+    return [by_index[i] for i in range(total)], total
+
+
+def finalize_job(services: Services, tenant: str, job_id: str) -> None:
+    storage, coordinator = services.storage, services.coordinator
+    items, total = collect_items(services, tenant, job_id)
+    record = services.jobs.get(tenant, job_id)
+    current = coordinator.get_status(job_id) or record.status.value
+    final = JobStatus.succeeded if current in LIVE else JobStatus(current)
+    ok = sum(1 for item in items if item["status"] == "ok")
+    canceled = sum(1 for item in items if item.get("error") == CANCELED_REASON)
+    failed = total - ok
+    finished = now()
+    started = record.started_at or record.created_at
+    seconds = max((finished - started).total_seconds(), 1e-9)
+    reasons = Counter(_reason_class(item["error"]) for item in items if item["status"] != "ok")
+    summary = {
+        "job": job_id,
+        "kind": record.kind,
+        "name": record.name,
+        "status": final.value,
+        "total": total,
+        "ok": ok,
+        "failed": failed,
+        "canceled_items": canceled,
+        "failure_reasons": dict(reasons.most_common()),
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "seconds": round(seconds, 3),
+        "items_per_second": round(total / seconds, 3),
+    }
+    storage.put_json(
+        keys.manifest(tenant, job_id), {"job": job_id, "status": final.value, "total": total, "items": items}
+    )
+    storage.put_json(keys.summary(tenant, job_id), summary)
+    html = render_report(storage, record, summary, items, services.settings.report_gallery_items)
+    storage.put_bytes(keys.report(tenant, job_id), html.encode(), "text/html; charset=utf-8")
+    progress = Progress(total=total, done=ok, failed=failed)
+    if final == JobStatus.succeeded:
+        if services.jobs.transition(tenant, job_id, final, LIVE, progress=progress) is not None:
+            return
+        final = JobStatus(coordinator.get_status(job_id) or final.value)
+    # Canceled (or canceled while we were writing): keep the status, record the final counts.
+    record = services.jobs.load(tenant, job_id)
+    record.progress = progress
+    record.status = final
+    record.finished_at = record.finished_at or finished
+    services.jobs.save(record)
+
+
+def _reason_class(error: str | None) -> str:
+    """Group failure messages for the summary (the first clause of the message)."""
+    text = (error or "unknown").split(":", 1)[0]
+    return text[:80]

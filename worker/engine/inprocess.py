@@ -1,0 +1,37 @@
+"""Running a job in this process with no broker: the same engine, with a local queue instead of Celery."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from shared.settings import Settings
+from worker.engine.context import resolve_device
+from worker.engine.finalize import finalize_job
+from worker.engine.lifecycle import start_job
+from worker.engine.models import ModelCache
+from worker.engine.services import FINALIZE_TASK, PLAN_TASK, SHARD_TASK, Services
+from worker.engine.shard import run_shard
+
+
+def run_job_inprocess(
+    settings: Settings, tenant: str, job_id: str, on_task: Callable[[Services], None] | None = None
+) -> None:
+    """Plan, run every shard, finalise; ``on_task`` is called after each task (progress display)."""
+    queue: deque[tuple[str, tuple[Any, ...]]] = deque([(PLAN_TASK, (tenant, job_id))])
+    services = Services.from_settings(settings, lambda name, args: queue.append((name, args)))
+    models = ModelCache(settings, services.storage)
+    device = resolve_device(settings.device)
+    finalized = False
+    while queue:
+        name, args = queue.popleft()
+        if name == PLAN_TASK:
+            start_job(services, *args)
+        elif name == SHARD_TASK:
+            run_shard(services, models, device, *args)
+        elif name == FINALIZE_TASK and not finalized:
+            finalize_job(services, *args)
+            finalized = True
+        if on_task is not None:
+            on_task(services)

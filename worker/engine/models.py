@@ -1,0 +1,112 @@
+"""Model loading: a model reference becomes an nn.Module in eval mode, once per process.
+
+Weights come only from explicit places (assets folder, object store, local torch cache); torchvision's
+own download path runs only when the operator sets FOVEA_ALLOW_DOWNLOADS. Checkpoints are safetensors,
+or torchvision's state dicts read with ``weights_only=True``: never pickle.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import safetensors.torch
+import torch
+from torch import nn
+
+from shared.errors import InvalidInput, NotFound
+from shared.models import ModelRef
+from shared.settings import Settings
+from shared.storage import Storage, open_storage
+from worker.nets import zoo
+
+
+@dataclass
+class LoadedModel:
+    module: nn.Module
+    ref: ModelRef
+    class_names: list[str] | None
+
+
+class ModelCache:
+    """Per-process cache keyed by the reference; models are loaded lazily in the worker child."""
+
+    def __init__(self, settings: Settings, storage: Storage) -> None:
+        self._settings = settings
+        self._storage = storage
+        self._lock = threading.Lock()
+        self._models: dict[tuple[str, str, str], LoadedModel] = {}
+
+    def get(self, ref: ModelRef, tenant: str, device: torch.device) -> LoadedModel:
+        key = (
+            ref.model_dump_json(),
+            tenant if ref.weights and ref.weights.startswith("upload://") else "",
+            str(device),
+        )
+        with self._lock:
+            if key not in self._models:
+                self._models[key] = self._load(ref, tenant, device)
+            return self._models[key]
+
+    def _load(self, ref: ModelRef, tenant: str, device: torch.device) -> LoadedModel:
+        module = zoo.build(ref.arch or "", ref.num_classes)
+        if ref.weights is not None:
+            state = self._state_dict(ref, tenant)
+            try:
+                module.load_state_dict(state, strict=True)
+            except RuntimeError as exc:
+                raise InvalidInput(f"weights {ref.weights} do not fit {ref.arch}: {str(exc)[:500]}") from exc
+        module.eval().requires_grad_(False).to(device)
+        names: list[str] | None
+        if ref.class_names == "imagenet":
+            names = zoo.imagenet_class_names()
+        elif isinstance(ref.class_names, list):
+            names = list(ref.class_names)
+        else:
+            names = None
+        return LoadedModel(module=module, ref=ref, class_names=names)
+
+    def _state_dict(self, ref: ModelRef, tenant: str) -> dict[str, torch.Tensor]:
+        weights = ref.weights or ""
+        if weights.startswith("assets:"):
+            if self._settings.assets_dir is None:
+                raise InvalidInput("weights 'assets:...' need FOVEA_ASSETS_DIR to be set on the worker")
+            path = Path(self._settings.assets_dir) / weights.removeprefix("assets:")
+            if not path.is_file():
+                raise InvalidInput(f"weights file not found in the assets folder: {path.name}")
+            return safetensors.torch.load_file(str(path))
+        if weights.startswith("upload://"):
+            from shared import keys
+
+            upload_id = weights.removeprefix("upload://")
+            found = next(iter(self._storage.list(keys.uploads_prefix(tenant, upload_id))), None)
+            if found is None:
+                raise InvalidInput(f"upload {upload_id} not found")
+            return safetensors.torch.load(self._storage.get_bytes(found.key))
+        if weights.startswith("s3://"):
+            bucket, _, key = weights.removeprefix("s3://").partition("/")
+            try:
+                data = open_storage(self._settings, bucket=bucket).get_bytes(key)
+            except NotFound as exc:
+                raise InvalidInput(f"weights not found: {weights}") from exc
+            return safetensors.torch.load(data)
+        if weights.startswith("torchvision:"):
+            return self._torchvision_state(ref, weights.removeprefix("torchvision:"))
+        raise InvalidInput(f"unsupported weights reference {weights!r}")
+
+    def _torchvision_state(self, ref: ModelRef, name: str) -> dict[str, torch.Tensor]:
+        import torchvision
+
+        if self._settings.torch_home is not None:
+            torch.hub.set_dir(str(Path(self._settings.torch_home) / "hub"))
+        enum = torchvision.models.get_model_weights(ref.arch or "")
+        weights = enum.DEFAULT if name == "DEFAULT" else enum[name]
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        if not cached.is_file() and not self._settings.allow_downloads:
+            raise InvalidInput(
+                f"{ref.arch} weights {name} are not in the torch cache ({cached}) and downloads are off "
+                "(FOVEA_ALLOW_DOWNLOADS=true allows them)"
+            )
+        # torchvision's own loader: downloads only if missing (allowed above), loads with weights_only.
+        return weights.get_state_dict(progress=False, check_hash=True)

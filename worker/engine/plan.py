@@ -1,0 +1,145 @@
+"""Planning: read a job's input once and split it into shards of bounded size.
+
+Archive members are repacked into one small tar per shard (the WebDataset habit): the input is read
+in a single streaming pass whatever its format, and each shard task reads only its own bytes. An
+object-store prefix needs no repacking: each shard gets a list of keys. Members that cannot become
+items (unsafe names, links, over the size limit, a truncated tail) are recorded as failed items here.
+Re-running a plan over the same input yields the same indices and keys, so a redelivered planning
+task overwrites what it wrote before.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared import keys
+from shared.errors import InvalidInput
+from shared.storage.base import ObjectInfo
+from worker.engine.inputs import ArchiveInput, PrefixInput, resolve_input
+from worker.engine.services import Services
+from worker.inputs.archive import iter_members, unsafe_reason
+
+
+@dataclass
+class _ShardWriter:
+    """Accumulates one shard's members in a spooled tar, then stores it."""
+
+    services: Services
+    tenant: str
+    job_id: str
+    index: int
+    entries: list[list[Any]] = field(default_factory=list)
+    nbytes: int = 0
+
+    def __post_init__(self) -> None:
+        self._spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115 - closed in flush()
+        self._tar = tarfile.open(fileobj=self._spool, mode="w")  # noqa: SIM115 - closed in flush()
+
+    def add(self, item_index: int, name: str, data: bytes) -> None:
+        info = tarfile.TarInfo(f"{item_index:08d}")
+        info.size = len(data)
+        self._tar.addfile(info, io.BytesIO(data))
+        self.entries.append([item_index, name])
+        self.nbytes += len(data)
+
+    def flush(self) -> dict[str, Any]:
+        self._tar.close()
+        self._spool.seek(0)
+        self.services.storage.put_stream(keys.shard_input(self.tenant, self.job_id, self.index), self._spool)  # type: ignore[arg-type]
+        self._spool.close()
+        return {"shard": self.index, "source": "tar", "items": self.entries}
+
+
+def build_plan(services: Services, tenant: str, job_id: str, input_uri: str) -> dict[str, Any]:
+    settings = services.settings
+    source = resolve_input(input_uri, tenant, settings, services.storage)
+    if isinstance(source, PrefixInput):
+        shards, errors, total = _plan_prefix(services, tenant, job_id, source)
+    else:
+        shards, errors, total = _plan_archive(services, tenant, job_id, source)
+    for shard in shards:
+        services.storage.put_json(_shard_items_key(tenant, job_id, shard["shard"]), shard)
+    plan = {"total": total, "shards": len(shards), "errors": errors}
+    services.storage.put_json(keys.plan(tenant, job_id), plan)
+    return plan
+
+
+def _shard_items_key(tenant: str, job_id: str, shard: int) -> str:
+    return keys.shard_input(tenant, job_id, shard).removesuffix(".tar") + ".json"
+
+
+def load_shard_entries(services: Services, tenant: str, job_id: str, shard: int) -> dict[str, Any]:
+    return dict(services.storage.get_json(_shard_items_key(tenant, job_id, shard)))
+
+
+def _plan_archive(
+    services: Services, tenant: str, job_id: str, source: ArchiveInput
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    settings = services.settings
+    shards: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    writer: _ShardWriter | None = None
+    total = 0
+    try:
+        members = iter_members(source.stream, source.name, max_bytes=settings.max_item_bytes)
+        for member in members:
+            if total >= settings.max_items_per_job:
+                raise InvalidInput(
+                    f"input holds more than {settings.max_items_per_job} items (FOVEA_MAX_ITEMS_PER_JOB)"
+                )
+            index, total = total, total + 1
+            if member.error is not None or member.data is None:
+                errors.append({"index": index, "name": member.name, "status": "failed", "error": member.error})
+                continue
+            if writer is None:
+                writer = _ShardWriter(services, tenant, job_id, len(shards))
+            writer.add(index, member.name, member.data)
+            if len(writer.entries) >= settings.shard_items or writer.nbytes >= settings.shard_bytes:
+                shards.append(writer.flush())
+                writer = None
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+    finally:
+        source.stream.close()
+    if writer is not None:
+        shards.append(writer.flush())
+    return shards, errors, total
+
+
+def _plan_prefix(
+    services: Services, tenant: str, job_id: str, source: PrefixInput
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    settings = services.settings
+    shards: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    current: list[list[Any]] = []
+    nbytes = 0
+    total = 0
+    info: ObjectInfo
+    for info in source.objects:
+        if info.key.endswith("/"):
+            continue
+        if total >= settings.max_items_per_job:
+            raise InvalidInput(f"input holds more than {settings.max_items_per_job} items (FOVEA_MAX_ITEMS_PER_JOB)")
+        index, total = total, total + 1
+        name = info.key[len(source.prefix) :]
+        reason = unsafe_reason(name)
+        if info.size > settings.max_item_bytes:
+            reason = f"object is {info.size} bytes, over the limit of {settings.max_item_bytes}"
+        if reason:
+            errors.append({"index": index, "name": name, "status": "failed", "error": reason})
+            continue
+        current.append([index, name, info.key])
+        nbytes += info.size
+        if len(current) >= settings.shard_items or nbytes >= settings.shard_bytes:
+            shards.append({"shard": len(shards), "source": "keys", "bucket": source.bucket, "items": current})
+            current, nbytes = [], 0
+    if current:
+        shards.append({"shard": len(shards), "source": "keys", "bucket": source.bucket, "items": current})
+    if total == 0:
+        raise InvalidInput(f"no objects under s3://{source.bucket}/{source.prefix}")
+    return shards, errors, total

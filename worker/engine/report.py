@@ -1,0 +1,83 @@
+"""A static, self-contained HTML report: counts, a thumbnail gallery, and every failure with its reason.
+
+Thumbnails are embedded as data URIs so the page works from a presigned URL, a local disk or an email
+attachment alike; the gallery is capped (the manifest lists everything).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Any
+
+from PIL import Image
+
+from shared.jobs import JobRecord
+from shared.storage import Storage
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
+h1{font-size:1.4rem} .counts span{display:inline-block;margin-right:1.5rem}
+.gallery{display:flex;flex-wrap:wrap;gap:12px} figure{margin:0;width:200px}
+figure img{width:200px;height:auto;border:1px solid #ddd} figcaption{font-size:.8rem;word-break:break-all}
+table{border-collapse:collapse;font-size:.85rem} td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}
+.ok{color:#137333} .bad{color:#b3261e}
+"""
+
+
+def _thumbnail(storage: Storage, key: str, size: int = 200) -> str | None:
+    try:
+        image = Image.open(io.BytesIO(storage.get_bytes(key))).convert("RGB")
+    except Exception:
+        return None
+    image.thumbnail((size, size))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _caption(item: dict[str, Any]) -> str:
+    text = html.escape(item["name"])
+    target = item.get("target")
+    if target:
+        prob = next((p["probability"] for p in item.get("predictions", []) if p["class"] == target["class"]), None)
+        extra = f" ({prob:.0%})" if prob is not None else ""
+        text += f"<br><b>{html.escape(str(target['label']))}</b>{extra}"
+    return text
+
+
+def render_report(
+    storage: Storage, record: JobRecord, summary: dict[str, Any], items: list[dict[str, Any]], gallery_items: int
+) -> str:
+    title = html.escape(record.name or f"{record.kind} job {record.id}")
+    figures = []
+    for item in (i for i in items if i["status"] == "ok"):
+        if len(figures) >= gallery_items:
+            break
+        preview = item.get("outputs", {}).get("overlay") or next(iter(item.get("outputs", {}).values()), None)
+        uri = _thumbnail(storage, preview) if preview else None
+        if uri:
+            figures.append(f'<figure><img src="{uri}" alt=""><figcaption>{_caption(item)}</figcaption></figure>')
+    failures = [
+        f"<tr><td>{item['index']}</td><td>{html.escape(item['name'])}</td><td>{html.escape(str(item.get('error')))}</td></tr>"
+        for item in items
+        if item["status"] != "ok"
+    ]
+    shown = len(figures)
+    ok = summary["ok"]
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title><style>{_STYLE}</style></head><body>
+<h1>{title}</h1>
+<p>Job <code>{html.escape(record.id)}</code> · kind <code>{html.escape(record.kind)}</code> ·
+status <b>{html.escape(summary["status"])}</b></p>
+<p class="counts"><span>items: <b>{summary["total"]}</b></span><span class="ok">ok: <b>{ok}</b></span>
+<span class="bad">failed: <b>{summary["failed"]}</b></span>
+<span>time: {summary["seconds"]} s</span><span>{summary["items_per_second"]} items/s</span></p>
+<h2>Gallery</h2>
+<p>{shown} of {ok} successful items shown; <code>manifest.json</code> lists every item and its outputs.</p>
+<div class="gallery">{"".join(figures) or "<p>No successful items.</p>"}</div>
+<h2>Failed items ({len(failures)})</h2>
+{"<table><tr><th>#</th><th>file</th><th>reason</th></tr>" + "".join(failures) + "</table>" if failures else "<p>None.</p>"}
+</body></html>
+"""

@@ -1,0 +1,175 @@
+"""One shard: decode its items, run the pipeline in batches, write outputs and the shard manifest.
+
+Exactly once per item, whatever the redeliveries: finished items are recorded in the coordinator
+after every batch and skipped on a rerun; outputs live under deterministic keys, so a rerun
+overwrites; a finished shard (its manifest exists) is skipped. An item that was being processed
+when the worker process died is retried alone, and after ``max_deliveries`` deaths it is
+quarantined as a failed item instead of killing workers forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import tarfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from shared import keys
+from shared.errors import FoveaError, ItemError, NotFound
+from shared.jobs import JobStatus
+from shared.specs import parse_spec
+from worker.engine.context import JobContext
+from worker.engine.inputs import open_object
+from worker.engine.models import ModelCache
+from worker.engine.plan import load_shard_entries
+from worker.engine.services import FINALIZE_TASK, Services
+from worker.inputs.decode import decode_image
+from worker.pipelines.base import Item, MapPipeline, Outcome
+from worker.pipelines.registry import map_pipeline
+
+log = logging.getLogger(__name__)
+
+CANCELED_REASON = "job canceled before this item was processed"
+
+
+def failed(index: int, name: str, reason: str) -> dict[str, Any]:
+    return {"index": index, "name": name, "status": "failed", "error": reason}
+
+
+def run_shard(services: Services, models: ModelCache, device: Any, tenant: str, job_id: str, shard: int) -> None:
+    storage, coordinator, settings = services.storage, services.coordinator, services.settings
+    if storage.exists(keys.shard_manifest(tenant, job_id, shard)):
+        _complete(services, tenant, job_id, shard)
+        return
+    entries = load_shard_entries(services, tenant, job_id, shard)["items"]
+    names = {int(e[0]): str(e[1]) for e in entries}
+    results = coordinator.item_results(job_id, list(names))
+    pending = [i for i in names if i not in results]
+    attempts = coordinator.attempts(job_id, pending)
+    quarantined = {
+        i: failed(i, names[i], f"quarantined: the worker process died {n} times while processing this item")
+        for i, n in attempts.items()
+        if n >= settings.max_deliveries
+    }
+    coordinator.record_items(job_id, quarantined)
+    results.update(quarantined)
+    suspects = {i for i, n in attempts.items() if 0 < n < settings.max_deliveries}
+    todo = [i for i in pending if i not in quarantined]
+
+    record = services.jobs.load(tenant, job_id)
+    spec = parse_spec(record.spec)
+    ctx = JobContext(storage, models, tenant, job_id, device)
+    pipeline = map_pipeline(spec.kind)(spec, ctx)
+    batch_size = getattr(pipeline, "batch_size", settings.batch_size)
+    batch: list[Item] = []
+
+    def flush() -> None:
+        if batch:
+            outcome = _run_batch(services, pipeline, job_id, batch)
+            coordinator.record_items(job_id, outcome)
+            results.update(outcome)
+            batch.clear()
+
+    for index, data in _read(services, tenant, job_id, shard, set(todo)):
+        if coordinator.get_status(job_id) == JobStatus.canceled.value:
+            break
+        try:
+            if isinstance(data, Exception):
+                raise data
+            image = decode_image(data, max_pixels=settings.max_image_pixels, max_bytes=settings.max_item_bytes)
+        except ItemError as exc:
+            one = {index: failed(index, names[index], str(exc))}
+            coordinator.record_items(job_id, one)
+            results.update(one)
+            continue
+        if index in suspects:
+            flush()
+            batch.append(Item(index, names[index], image))
+            flush()
+            continue
+        batch.append(Item(index, names[index], image))
+        if len(batch) >= batch_size:
+            flush()
+    if coordinator.get_status(job_id) != JobStatus.canceled.value:
+        flush()
+    for index in names:
+        results.setdefault(index, failed(index, names[index], CANCELED_REASON))
+    _finish(services, tenant, job_id, shard, results)
+
+
+def abandon_shard(services: Services, tenant: str, job_id: str, shard: int, reason: str) -> None:
+    """Give up on a shard whose task kept failing: unfinished items fail with ``reason``."""
+    entries = load_shard_entries(services, tenant, job_id, shard)["items"]
+    names = {int(e[0]): str(e[1]) for e in entries}
+    results = services.coordinator.item_results(job_id, list(names))
+    missing = {i: failed(i, n, reason) for i, n in names.items() if i not in results}
+    services.coordinator.record_items(job_id, missing)
+    results.update(missing)
+    _finish(services, tenant, job_id, shard, results)
+
+
+def _run_batch(services: Services, pipeline: MapPipeline, job_id: str, batch: list[Item]) -> dict[int, dict[str, Any]]:
+    services.coordinator.begin_attempt(job_id, [item.index for item in batch])
+    if services.settings.fault_delay_s:
+        time.sleep(services.settings.fault_delay_s)
+    try:
+        outcomes = pipeline.run_batch(batch)
+        return {item.index: _ok(item, outcome) for item, outcome in zip(batch, outcomes, strict=True)}
+    except Exception as exc:
+        if len(batch) == 1:
+            log.warning("item %s failed: %s", batch[0].name, exc)
+            return {batch[0].index: failed(batch[0].index, batch[0].name, _reason(exc))}
+    # One bad item must not fail its neighbours: retry them one by one.
+    out: dict[int, dict[str, Any]] = {}
+    for item in batch:
+        out.update(_run_batch(services, pipeline, job_id, [item]))
+    return out
+
+
+def _ok(item: Item, outcome: Outcome) -> dict[str, Any]:
+    return {"index": item.index, "name": item.name, "status": "ok", "outputs": outcome.outputs, **outcome.data}
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, FoveaError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _read(
+    services: Services, tenant: str, job_id: str, shard: int, wanted: set[int]
+) -> Iterator[tuple[int, bytes | Exception]]:
+    entry = load_shard_entries(services, tenant, job_id, shard)
+    if not wanted:
+        return
+    if entry["source"] == "keys":
+        for index, _name, key in entry["items"]:
+            if index in wanted:
+                try:
+                    yield int(index), open_object(services.settings, entry["bucket"], key)
+                except NotFound:
+                    yield int(index), ItemError("object disappeared from the store before it was read")
+        return
+    with (
+        services.storage.open(keys.shard_input(tenant, job_id, shard)) as stream,
+        tarfile.open(fileobj=stream, mode="r|") as tar,
+    ):
+        for info in tar:
+            index = int(info.name)
+            if index in wanted:
+                handle = tar.extractfile(info)
+                yield index, handle.read() if handle else b""
+
+
+def _finish(services: Services, tenant: str, job_id: str, shard: int, results: dict[int, dict[str, Any]]) -> None:
+    items = [results[i] for i in sorted(results)]
+    services.storage.put_json(keys.shard_manifest(tenant, job_id, shard), {"shard": shard, "items": items})
+    _complete(services, tenant, job_id, shard)
+
+
+def _complete(services: Services, tenant: str, job_id: str, shard: int) -> None:
+    done = services.coordinator.mark_shard_done(job_id, shard)
+    progress = services.coordinator.progress(job_id)
+    if progress is not None and progress.shards is not None and done >= progress.shards:
+        services.enqueue(FINALIZE_TASK, (tenant, job_id))

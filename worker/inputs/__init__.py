@@ -1,0 +1,1 @@
+"""Input readers: archives streamed member by member, and image decoding with limits."""

@@ -1,0 +1,58 @@
+"""What a map pipeline sees: items in, per-item outcomes out, the world only through a context."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from shared.models import ModelRef
+
+
+@dataclass
+class Item:
+    index: int
+    name: str
+    image: np.ndarray  # RGB uint8, (H, W, 3)
+
+
+@dataclass
+class Outcome:
+    """One item's result: output names mapped to the keys written, plus metadata for the manifest."""
+
+    outputs: dict[str, str] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class LoadedModel(Protocol):
+    module: nn.Module
+    ref: ModelRef
+    class_names: list[str] | None
+
+
+class PipelineContext(Protocol):
+    device: torch.device
+
+    def write(self, item: Item, output: str, data: bytes, content_type: str) -> str:
+        """Store one output of one item; returns its key."""
+
+    def model(self, ref: ModelRef) -> LoadedModel:
+        """The network for ``ref``, loaded once per process and cached, in eval mode on ``device``."""
+
+
+class MapPipeline(ABC):
+    """A job kind with one result per input item. ``run_batch`` may raise: the caller then retries
+    the batch one item at a time, so one bad item fails alone."""
+
+    default_batch_size = 16
+
+    def __init__(self, spec: Any, ctx: PipelineContext) -> None:
+        self.spec = spec
+        self.ctx = ctx
+
+    @abstractmethod
+    def run_batch(self, items: list[Item]) -> list[Outcome]: ...

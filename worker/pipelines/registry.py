@@ -1,0 +1,17 @@
+"""Job kind -> pipeline class. Read-only: new kinds are added here and to shared.specs.JobSpec."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from worker.pipelines.base import MapPipeline
+from worker.pipelines.saliency import SaliencyPipeline
+
+MAP_PIPELINES: MappingProxyType[str, type[MapPipeline]] = MappingProxyType({"saliency": SaliencyPipeline})
+
+
+def map_pipeline(kind: str) -> type[MapPipeline]:
+    try:
+        return MAP_PIPELINES[kind]
+    except KeyError as exc:
+        raise ValueError(f"no map pipeline for job kind {kind!r}") from exc

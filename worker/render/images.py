@@ -1,0 +1,65 @@
+"""Colour-mapped heatmaps and overlays, encoded for storage."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+from PIL import Image
+
+_COLORMAPS = {
+    "inferno": cv2.COLORMAP_INFERNO,
+    "jet": cv2.COLORMAP_JET,
+    "viridis": cv2.COLORMAP_VIRIDIS,
+    "turbo": cv2.COLORMAP_TURBO,
+}
+
+
+def fit_within(width: int, height: int, max_side: int) -> tuple[int, int]:
+    scale = min(1.0, max_side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def normalise(saliency: np.ndarray) -> np.ndarray:
+    """Scale a map to [0, 1] by its maximum (a zero map stays zero)."""
+    saliency = np.asarray(saliency, dtype=np.float32)
+    top = float(saliency.max()) if saliency.size else 0.0
+    return saliency / top if top > 0 else np.zeros_like(saliency)
+
+
+def resize_map(saliency: np.ndarray, width: int, height: int) -> np.ndarray:
+    if saliency.shape == (height, width):
+        return saliency
+    return cv2.resize(saliency, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def colorize(saliency01: np.ndarray, colormap: str) -> np.ndarray:
+    """RGB uint8 picture of a [0, 1] map."""
+    gray = np.clip(saliency01 * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if colormap == "gray":
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    return cv2.applyColorMap(gray, _COLORMAPS[colormap])[:, :, ::-1].copy()
+
+
+def overlay(image_rgb: np.ndarray, heat_rgb: np.ndarray, alpha: float) -> np.ndarray:
+    blended = image_rgb.astype(np.float32) * (1.0 - alpha) + heat_rgb.astype(np.float32) * alpha
+    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG", optimize=False, compress_level=3)
+    return buffer.getvalue()
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 88) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def encode_npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()

@@ -1,0 +1,41 @@
+"""Gradient saliency (Simonyan, Vedaldi & Zisserman 2014).
+
+w = d S_c / d I for the unnormalised class score S_c, one backward pass for the whole batch; for RGB,
+M_ij = max over channels of |w_ijc| (the paper's reduction; Captum's visualiser sums channels instead).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class GradientResult:
+    maps: torch.Tensor  # (B, H, W) float32, max over channels of |grad|
+    logits: torch.Tensor  # (B, num_classes), detached
+    targets: torch.Tensor  # (B,) the class each map explains
+
+
+def gradient_saliency(
+    model: nn.Module, inputs: torch.Tensor, target: int | torch.Tensor | None = None
+) -> GradientResult:
+    """Saliency of ``target`` (None: each image's predicted class) for a batch of preprocessed inputs.
+
+    Scores of different images do not interact in eval mode, so summing them before one backward pass
+    gives each image its own gradient.
+    """
+    x = inputs.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        logits = model(x)
+        if target is None:
+            targets = logits.detach().argmax(dim=1)
+        elif isinstance(target, int):
+            targets = torch.full((x.shape[0],), target, dtype=torch.long, device=logits.device)
+        else:
+            targets = target.to(logits.device)
+        score = logits.gather(1, targets[:, None]).sum()
+        (grad,) = torch.autograd.grad(score, x)
+    return GradientResult(maps=grad.abs().amax(dim=1).float(), logits=logits.detach().float(), targets=targets)

@@ -1,0 +1,82 @@
+"""Celery tasks: thin glue from messages to the engine. Models and clients are built lazily in the
+worker child process (never in the parent: CUDA does not survive fork) and cached for its lifetime."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from celery import Task
+
+from shared.errors import Retryable
+from shared.jobs import JobStatus
+from shared.settings import get_settings
+from worker.celery_app import app
+from worker.engine.context import resolve_device
+from worker.engine.finalize import finalize_job
+from worker.engine.lifecycle import STARTABLE, start_job
+from worker.engine.models import ModelCache
+from worker.engine.services import FINALIZE_TASK, PLAN_TASK, SHARD_TASK, Services
+from worker.engine.shard import abandon_shard, run_shard
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    services: Services
+    models: ModelCache
+    device: Any
+
+
+@cache
+def runtime() -> Runtime:
+    settings = get_settings()
+    services = Services.from_settings(settings, lambda name, args: app.send_task(name, args=list(args)))
+    return Runtime(services, ModelCache(settings, services.storage), resolve_device(settings.device))
+
+
+RETRY = {"autoretry_for": (Retryable,), "retry_backoff": 2, "retry_backoff_max": 60, "max_retries": 8}
+
+
+@app.task(name=PLAN_TASK, bind=True, **RETRY)
+def plan(self: Task, tenant: str, job_id: str) -> None:
+    rt = runtime()
+    try:
+        start_job(rt.services, tenant, job_id)
+    except Retryable:
+        raise
+    except Exception as exc:
+        log.exception("planning job %s failed", job_id)
+        rt.services.jobs.transition(tenant, job_id, JobStatus.failed, STARTABLE, error=f"planning failed: {exc}")
+
+
+@app.task(name=SHARD_TASK, bind=True, **RETRY)
+def shard(self: Task, tenant: str, job_id: str, index: int) -> None:
+    rt = runtime()
+    services = rt.services
+    deliveries = services.coordinator.count_delivery(job_id, index)
+    cap = services.settings.max_deliveries
+    if deliveries > 2 * cap:
+        abandon_shard(services, tenant, job_id, index, f"shard abandoned after {deliveries - 1} deliveries")
+        return
+    try:
+        run_shard(services, rt.models, rt.device, tenant, job_id, index)
+    except Retryable:
+        raise
+    except Exception as exc:
+        log.exception("shard %s of job %s failed", index, job_id)
+        if self.request.retries < cap:
+            raise self.retry(exc=exc, countdown=2) from exc
+        abandon_shard(services, tenant, job_id, index, f"shard failed {cap + 1} times: {type(exc).__name__}: {exc}")
+
+
+@app.task(name=FINALIZE_TASK, bind=True, **RETRY)
+def finalize(self: Task, tenant: str, job_id: str) -> None:
+    rt = runtime()
+    try:
+        finalize_job(rt.services, tenant, job_id)
+    except RuntimeError as exc:  # a shard manifest not visible yet: try again shortly
+        raise self.retry(exc=exc, countdown=3, max_retries=20) from exc
