@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from typing import Annotated, Any
@@ -72,11 +73,12 @@ def submit(
                 return JobView.of(record)
             except NotFound:
                 job_id = old_id  # the first attempt failed before queueing: create it now
-    record = state.jobs.create(tenant, spec.kind, body, spec.name, job_id=job_id)
     try:
-        state.queue.send(PLAN_TASK, [tenant, record.id])
+        record = state.jobs.create(tenant, spec.kind, body, spec.name, job_id=job_id)
+        state.queue.send(PLAN_TASK, [tenant, job_id])
     except Retryable:
-        state.jobs.delete(tenant, record.id)
+        with contextlib.suppress(Exception):
+            state.jobs.delete(tenant, job_id)  # not accepted: leave no queued record behind
         raise
     metrics.JOBS_SUBMITTED.labels(kind=spec.kind).inc()
     return JobView.of(record)

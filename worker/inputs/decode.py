@@ -31,7 +31,7 @@ def decode_image(data: bytes, *, max_pixels: int, max_bytes: int) -> np.ndarray:
     except UnidentifiedImageError as exc:
         raise ItemError("not an image (format not recognised)") from exc
     except Exception as exc:  # PIL raises many types for malformed headers
-        raise ItemError(f"unreadable image header: {exc}") from exc
+        raise ItemError(f"unreadable image header (truncated or corrupt): {exc}") from exc
     width, height = image.size
     if width * height > max_pixels:
         raise ItemError(f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}")

@@ -1,0 +1,54 @@
+"""Both coordinator backends keep the same promises: idempotent records, compare-and-set, claims."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.coordination import Coordinator
+from shared.coordination.redis_backend import RedisCoordinator
+from shared.coordination.sqlite_backend import SqliteCoordinator
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def coordinator(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Coordinator]:
+    if request.param == "sqlite":
+        yield SqliteCoordinator(tmp_path / "c.sqlite3")
+    else:
+        url = request.getfixturevalue("redis_server")
+        coord = RedisCoordinator(url + "/3")
+        coord.client.flushdb()
+        yield coord
+
+
+def test_record_items_counts_each_item_once(coordinator: Coordinator) -> None:
+    coordinator.set_plan("j", total=5, shards=2)
+    coordinator.record_items("j", {0: {"status": "ok"}, 1: {"status": "failed", "error": "x"}})
+    coordinator.record_items("j", {0: {"status": "failed"}, 2: {"status": "ok"}})  # 0 again: ignored
+    progress = coordinator.progress("j")
+    assert progress is not None
+    assert (progress.total, progress.done, progress.failed) == (5, 2, 1)
+    assert coordinator.item_results("j", [0, 1, 3]) == {0: {"status": "ok"}, 1: {"status": "failed", "error": "x"}}
+
+
+def test_status_compare_and_set(coordinator: Coordinator) -> None:
+    assert coordinator.set_status("j", "queued")
+    assert coordinator.set_status("j", "running", frozenset({"queued"}))
+    assert coordinator.set_status("j", "canceled", frozenset({"queued", "running"}))
+    assert not coordinator.set_status("j", "succeeded", frozenset({"queued", "running"}))
+    assert coordinator.get_status("j") == "canceled"
+
+
+def test_shards_deliveries_attempts_claims(coordinator: Coordinator) -> None:
+    assert coordinator.mark_shard_done("j", 0) == 1
+    assert coordinator.mark_shard_done("j", 0) == 1
+    assert coordinator.mark_shard_done("j", 1) == 2
+    assert [coordinator.count_delivery("j", 4) for _ in range(3)] == [1, 2, 3]
+    coordinator.begin_attempt("j", [7, 8])
+    coordinator.begin_attempt("j", [8])
+    assert coordinator.attempts("j", [7, 8, 9]) == {7: 1, 8: 2}
+    assert coordinator.claim("x") and not coordinator.claim("x")
+    assert coordinator.remember("k", "v1") is None
+    assert coordinator.remember("k", "v2") == "v1"

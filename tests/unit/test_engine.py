@@ -1,0 +1,115 @@
+"""The job engine in one process: exactly-once manifests, broken members, redelivery, quarantine, cancel."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from shared import keys
+from shared.jobs import JobStatus
+from shared.settings import Settings
+from shared.specs import parse_spec
+from tests.support.images import tar_with_broken_members
+from worker.engine.finalize import collect_items, finalize_job
+from worker.engine.inprocess import run_job_inprocess
+from worker.engine.lifecycle import start_job
+from worker.engine.models import ModelCache
+from worker.engine.services import SHARD_TASK, Services
+from worker.engine.shard import CANCELED_REASON, run_shard
+
+SPEC = {"kind": "saliency", "method": "spectral_residual"}
+
+
+def submit(settings: Settings, archive: Path, spec: dict[str, Any] | None = None) -> tuple[Services, str]:
+    sent: list[tuple[str, tuple[Any, ...]]] = []
+    services = Services.from_settings(settings, lambda name, args: sent.append((name, args)))
+    services.storage.put_bytes(keys.upload("local", "u1", archive.name), archive.read_bytes())
+    parsed = parse_spec({**(spec or SPEC), "input": "upload://u1"})
+    record = services.jobs.create("local", parsed.kind, parsed.model_dump(mode="json"), None)
+    services.sent = sent  # type: ignore[attr-defined]
+    return services, record.id
+
+
+def test_whole_job_every_item_once_with_reasons(local_settings: Settings, tmp_path: Path) -> None:
+    settings = local_settings.model_copy(update={"max_item_bytes": 1_000_000})
+    archive = tmp_path / "in.tar"
+    expected = tar_with_broken_members(archive, good=30, huge_bytes=1_500_000)
+    services, job_id = submit(settings, archive)
+    run_job_inprocess(settings, "local", job_id)
+    record = services.jobs.get("local", job_id)
+    assert record.status == JobStatus.succeeded
+    manifest = services.storage.get_json(keys.manifest("local", job_id))
+    names = Counter(item["name"] for item in manifest["items"])
+    assert sum(names.values()) == 30 + len(expected) == manifest["total"]
+    assert all(count == 1 for count in names.values())
+    by_name = {item["name"]: item for item in manifest["items"]}
+    for name, phrase in expected.items():
+        assert by_name[name]["status"] == "failed" and phrase in by_name[name]["error"], (name, by_name[name])
+    ok = [item for item in manifest["items"] if item["status"] == "ok"]
+    assert len(ok) == 30
+    for item in ok:
+        assert services.storage.get_bytes(item["outputs"]["heatmap"]).startswith(b"\x89PNG")
+        assert item["outputs"]["overlay"].startswith(keys.job_prefix("local", job_id))
+    report = services.storage.get_bytes(keys.report("local", job_id)).decode()
+    assert "broken/bomb.png" in report and "data:image/jpeg;base64" in report
+    assert record.progress.done == 30 and record.progress.failed == len(expected)
+
+
+def test_redelivered_shard_skips_finished_items_and_isolates_the_suspect(local_settings: Settings, tmp_path: Path) -> None:
+    archive = tmp_path / "in.tar"
+    tar_with_broken_members(archive, good=12, huge_bytes=10)
+    services, job_id = submit(local_settings, archive)
+    start_job(services, "local", job_id)
+    coordinator = services.coordinator
+    shard0 = services.storage.get_json(keys.shard_input("local", job_id, 0).removesuffix(".tar") + ".json")["items"]
+    first, suspect = shard0[0], shard0[3]
+    # A previous delivery finished the first item, then died while item 3 was in flight.
+    coordinator.record_items(job_id, {first[0]: {"index": first[0], "name": first[1], "status": "ok", "outputs": {}, "marker": 1}})
+    coordinator.begin_attempt(job_id, [suspect[0]])
+    models = ModelCache(local_settings, services.storage)
+    run_shard(services, models, torch.device("cpu"), "local", job_id, 0)
+    items = services.storage.get_json(keys.shard_manifest("local", job_id, 0))["items"]
+    assert [i["index"] for i in items] == [e[0] for e in shard0]
+    assert items[0].get("marker") == 1  # kept, not recomputed
+    assert all(i["status"] == "ok" for i in items)
+    # Delivered again after it finished: skipped, nothing changes.
+    run_shard(services, models, torch.device("cpu"), "local", job_id, 0)
+    assert services.storage.get_json(keys.shard_manifest("local", job_id, 0))["items"] == items
+
+
+def test_poison_item_is_quarantined(local_settings: Settings, tmp_path: Path) -> None:
+    archive = tmp_path / "in.tar"
+    tar_with_broken_members(archive, good=4, huge_bytes=10)
+    services, job_id = submit(local_settings, archive)
+    start_job(services, "local", job_id)
+    poison = services.storage.get_json(keys.shard_input("local", job_id, 0).removesuffix(".tar") + ".json")["items"][1]
+    for _ in range(local_settings.max_deliveries):
+        services.coordinator.begin_attempt(job_id, [poison[0]])
+    run_shard(services, ModelCache(local_settings, services.storage), torch.device("cpu"), "local", job_id, 0)
+    items = {i["index"]: i for i in services.storage.get_json(keys.shard_manifest("local", job_id, 0))["items"]}
+    assert items[poison[0]]["status"] == "failed" and "quarantined" in items[poison[0]]["error"]
+
+
+def test_cancel_keeps_finished_items(local_settings: Settings, tmp_path: Path) -> None:
+    archive = tmp_path / "in.tar"
+    tar_with_broken_members(archive, good=20, huge_bytes=10)
+    services, job_id = submit(local_settings, archive)
+    start_job(services, "local", job_id)
+    models = ModelCache(local_settings, services.storage)
+    shards = [args for name, args in services.sent if name == SHARD_TASK]  # type: ignore[attr-defined]
+    run_shard(services, models, torch.device("cpu"), *shards[0])
+    services.jobs.transition("local", job_id, JobStatus.canceled, frozenset({"queued", "running"}))
+    for args in shards[1:]:
+        run_shard(services, models, torch.device("cpu"), *args)
+    finalize_job(services, "local", job_id)
+    items, total = collect_items(services, "local", job_id)
+    assert len(items) == total
+    first = [i for i in items if i["index"] in {e[0] for e in services.storage.get_json(keys.shard_input("local", job_id, 0).removesuffix(".tar") + ".json")["items"]}]
+    assert all(i["status"] == "ok" and services.storage.exists(i["outputs"]["heatmap"]) for i in first)
+    assert any(i.get("error") == CANCELED_REASON for i in items)
+    record = services.jobs.get("local", job_id)
+    assert record.status == JobStatus.canceled
+    assert services.storage.get_json(keys.summary("local", job_id))["status"] == "canceled"

@@ -1,0 +1,45 @@
+"""Real ImageNet weights through Fovea's own loading path: right classes on real photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+
+from shared.models import ModelRef
+from shared.settings import Settings
+from shared.storage.local import LocalStorage
+from worker.engine.models import ModelCache
+from worker.nets.zoo import preprocess
+from worker.saliency.gradient import gradient_saliency
+
+PHOTOS = {"chelsea": {"tabby", "tiger cat", "Egyptian cat"}, "coffee": {"espresso", "cup", "coffee mug"}}
+
+
+@pytest.mark.parametrize("preset", ["squeezenet1_1-imagenet", "mobilenet_v2-imagenet"])
+def test_predictions_and_maps_on_real_photos(preset: str, assets_dir: Path, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, assets_dir=assets_dir, signing_secret="x")
+    cache = ModelCache(settings, LocalStorage(tmp_path / "store", secret=b"x"))
+    loaded = cache.get(ModelRef(preset=preset), "local", torch.device("cpu"))
+    assert loaded.class_names is not None
+    images = [torch.from_numpy(getattr(skimage.data, name)()).permute(2, 0, 1) for name in PHOTOS]
+    inputs = preprocess(images, 224, loaded.ref.preprocessing, torch.device("cpu"))
+    result = gradient_saliency(loaded.module, inputs)
+    for row, (name, accepted) in enumerate(PHOTOS.items()):
+        top5 = {loaded.class_names[i] for i in result.logits[row].topk(5).indices.tolist()}
+        assert top5 & accepted, (name, top5)
+        saliency = result.maps[row].numpy()
+        # Not degenerate: finite, not constant, concentrated (the top 10% of pixels hold far more than 10%).
+        assert np.isfinite(saliency).all() and saliency.std() > 0
+        top = np.sort(saliency.ravel())[::-1]
+        assert top[: top.size // 10].sum() / top.sum() > 0.25
+
+
+def test_loaded_model_is_cached_per_process(assets_dir: Path, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, assets_dir=assets_dir, signing_secret="x")
+    cache = ModelCache(settings, LocalStorage(tmp_path / "store", secret=b"x"))
+    ref = ModelRef(preset="squeezenet1_1-imagenet")
+    assert cache.get(ref, "a", torch.device("cpu")) is cache.get(ref, "b", torch.device("cpu"))
