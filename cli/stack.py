@@ -49,7 +49,10 @@ def run_api(host: str, port: int) -> None:
 
 
 def run_worker(concurrency: int) -> int:
-    return subprocess.call(worker_command(concurrency))
+    """Replace this process with the Celery worker, so signals reach it directly."""
+    command = worker_command(concurrency)
+    os.execv(command[0], command)
+    return 1  # not reached
 
 
 def run_stack(settings: Settings, host: str, port: int, workers: int) -> None:

@@ -1,0 +1,100 @@
+"""A running Fovea: the API (uvicorn) and Celery workers as real processes, with an HTTP client."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.procs import Proc, free_port, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Stack:
+    def __init__(self, workdir: Path, env: dict[str, str], workers: int = 1) -> None:
+        self.workdir = workdir
+        self.env = {"FOVEA_DATA_DIR": str(workdir / "data"), "PYTHONUNBUFFERED": "1", **env}
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.api = self._start_api()
+        self.workers = [self.start_worker(i) for i in range(workers)]
+        wait_until(lambda: httpx.get(self.url + "/readyz", timeout=2).status_code == 200, 60, "API ready")
+
+    def _start_api(self) -> Proc:
+        args = [sys.executable, "-m", "cli.main", "api", "--port", str(self.port)]
+        return Proc(args, env=self.env, log=self.workdir / "api.log", cwd=REPO)
+
+    def start_worker(self, index: int) -> Proc:
+        args = [sys.executable, "-m", "cli.main", "worker", "--concurrency", "1"]
+        return Proc(args, env=self.env, log=self.workdir / f"worker{index}.log", cwd=REPO)
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def worker_children(self, worker: Proc) -> list[int]:
+        """PIDs of the prefork pool children of a worker (the processes that run tasks)."""
+        out = subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+    def stop(self) -> None:
+        for proc in [self.api, *self.workers]:
+            proc.stop()
+
+    def logs(self) -> str:
+        parts = [f"--- {p.log.name if p.log else '?'}\n{p.tail(60)}" for p in [self.api, *self.workers]]
+        return "\n".join(parts)
+
+
+def upload_archive(client: httpx.Client, path: Path) -> str:
+    created = client.post("/v1/uploads", json={"filename": path.name})
+    created.raise_for_status()
+    put = httpx.put(created.json()["put_url"], content=path.read_bytes(), timeout=60)
+    assert put.status_code in (200, 201), put.text
+    return str(created.json()["uri"])
+
+
+def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 300, until: set[str] | None = None) -> dict[str, Any]:
+    until = until or {"succeeded", "failed", "canceled"}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in until:
+            return dict(job)
+        time.sleep(0.25)
+    raise TimeoutError(f"job {job_id} did not reach {until}: {job}")
+
+
+def wait_for_progress(client: httpx.Client, job_id: str, at_least: int, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["progress"]["done"] + job["progress"]["failed"] >= at_least:
+            return dict(job)
+        time.sleep(0.1)
+    raise TimeoutError(f"job {job_id} made no progress: {job}")
+
+
+def distributed_env(redis_url: str, s3_endpoint: str, bucket: str, **extra: str) -> dict[str, str]:
+    env = {
+        "FOVEA_BROKER_URL": redis_url + "/0",
+        "FOVEA_REDIS_URL": redis_url + "/1",
+        "FOVEA_STORAGE_URL": f"s3://{bucket}",
+        "FOVEA_S3_ENDPOINT_URL": s3_endpoint,
+        "FOVEA_S3_ACCESS_KEY_ID": "testing",
+        "FOVEA_S3_SECRET_ACCESS_KEY": "testing",
+        "FOVEA_API_KEYS": "key-a=alice,key-b=bob",
+        "FOVEA_SIGNING_SECRET": "integration",
+        "FOVEA_SHARD_ITEMS": "16",
+        "FOVEA_MAX_ITEM_BYTES": "1000000",
+    }
+    env.update(extra)
+    if os.environ.get("FOVEA_ASSETS_DIR"):
+        env.setdefault("FOVEA_ASSETS_DIR", os.environ["FOVEA_ASSETS_DIR"])
+    return env

@@ -1,0 +1,145 @@
+"""The HTTP contract on the embedded settings: validation, auth, tenants, idempotency, cancel, limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from shared.settings import Settings
+from tests.support.images import png, tar_of
+
+KEYS = {"Authorization": "Bearer key-a"}
+OTHER = {"Authorization": "Bearer key-b"}
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    settings = Settings(data_dir=tmp_path / "data", api_keys="key-a=alice,key-b=bob", signing_secret="s",
+                        max_direct_upload_bytes=200_000)
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as test_client:
+        yield test_client
+
+
+def upload(client: TestClient, headers: dict[str, str], tmp_path: Path) -> str:
+    archive = tmp_path / "a.tar"
+    tar_of(archive, {"x.png": png()})
+    created = client.post("/v1/uploads", json={"filename": "a.tar"}, headers=headers)
+    assert created.status_code == 201
+    put = client.put(httpx.URL(created.json()["put_url"]).raw_path.decode(), content=archive.read_bytes())
+    assert put.status_code == 201, put.text
+    return str(created.json()["uri"])
+
+
+def test_submit_read_list_cancel(client: TestClient, tmp_path: Path) -> None:
+    uri = upload(client, KEYS, tmp_path)
+    spec = {"kind": "saliency", "input": uri, "method": "spectral_residual", "name": "first"}
+    created = client.post("/v1/jobs", json=spec, headers=KEYS)
+    assert created.status_code == 201, created.text
+    job = created.json()
+    assert job["status"] == "queued" and job["progress"] == {"total": None, "done": 0, "failed": 0}
+    assert client.get(f"/v1/jobs/{job['id']}", headers=KEYS).json()["name"] == "first"
+    listing = client.get("/v1/jobs", params={"status": "queued", "kind": "saliency"}, headers=KEYS).json()
+    assert [j["id"] for j in listing["items"]] == [job["id"]]
+    assert client.get("/v1/jobs", params={"status": "succeeded"}, headers=KEYS).json()["items"] == []
+    assert client.get(f"/v1/jobs/{job['id']}/results", headers=KEYS).status_code == 409
+    canceled = client.post(f"/v1/jobs/{job['id']}/cancel", headers=KEYS)
+    assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
+    again = client.post(f"/v1/jobs/{job['id']}/cancel", headers=KEYS)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
+
+
+def test_pagination(client: TestClient, tmp_path: Path) -> None:
+    uri = upload(client, KEYS, tmp_path)
+    ids = [client.post("/v1/jobs", json={"kind": "saliency", "input": uri, "method": "spectral_residual"},
+                       headers=KEYS).json()["id"] for _ in range(5)]
+    first = client.get("/v1/jobs", params={"limit": 2}, headers=KEYS).json()
+    second = client.get("/v1/jobs", params={"limit": 10, "cursor": first["next_cursor"]}, headers=KEYS).json()
+    assert [j["id"] for j in first["items"] + second["items"]] == ids and second["next_cursor"] is None
+
+
+def test_tenants_never_see_each_other(client: TestClient, tmp_path: Path) -> None:
+    uri = upload(client, KEYS, tmp_path)
+    job = client.post("/v1/jobs", json={"kind": "saliency", "input": uri, "method": "spectral_residual"}, headers=KEYS).json()
+    for path in (f"/v1/jobs/{job['id']}", f"/v1/jobs/{job['id']}/results"):
+        response = client.get(path, headers=OTHER)
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    assert client.post(f"/v1/jobs/{job['id']}/cancel", headers=OTHER).status_code == 404
+    assert client.get("/v1/jobs", headers=OTHER).json()["items"] == []
+    # Bob cannot use Alice's upload either.
+    stolen = client.post("/v1/jobs", json={"kind": "saliency", "input": uri, "method": "spectral_residual"}, headers=OTHER)
+    assert stolen.status_code == 422 and stolen.json()["error"]["fields"][0]["field"] == "input"
+
+
+def test_auth(client: TestClient) -> None:
+    assert client.get("/v1/jobs").status_code == 401  # keys configured: loopback needs one too
+    response = client.get("/v1/jobs", headers={"Authorization": "Bearer nope"})
+    assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
+    assert client.get("/healthz").status_code == 200
+
+
+def test_idempotent_resubmission(client: TestClient, tmp_path: Path) -> None:
+    uri = upload(client, KEYS, tmp_path)
+    spec = {"kind": "saliency", "input": uri, "method": "spectral_residual"}
+    headers = {**KEYS, "Idempotency-Key": "abc"}
+    first = client.post("/v1/jobs", json=spec, headers=headers)
+    second = client.post("/v1/jobs", json=spec, headers=headers)
+    assert first.status_code == 201 and second.status_code == 200
+    assert first.json()["id"] == second.json()["id"] and second.headers["Idempotent-Replayed"] == "true"
+    assert len(client.get("/v1/jobs", headers=KEYS).json()["items"]) == 1
+    changed = client.post("/v1/jobs", json={**spec, "top_k": 3}, headers=headers)
+    assert changed.status_code == 409
+    other_tenant = client.post("/v1/jobs", json=spec, headers={**OTHER, "Idempotency-Key": "abc"})
+    assert other_tenant.status_code == 422  # Bob's own key space; and Alice's upload is not his
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"kind": "teleport"}, "kind"),
+        ({"method": "magic"}, "method"),
+        ({"method": "gradient"}, "body"),  # gradient without a model
+        ({"method": "gradient", "model": {"arch": "not_a_net"}}, "model"),
+        ({"method": "gradient", "model": {"arch": "resnet18", "weights": "http://evil/x.pt"}}, "model"),
+        ({"method": "gradient", "model": {"preset": "squeezenet1_1-imagenet"}, "target": 1000}, "body"),
+        ({"top_k": 0}, "top_k"),
+        ({"overlay_alpha": 1.5}, "overlay_alpha"),
+        ({"input": "http://example.com/a.tar"}, "input"),
+        ({"unknown_field": 1}, "unknown_field"),
+    ],
+)
+def test_bad_specs_are_422_naming_the_field(client: TestClient, patch: dict[str, object], field: str) -> None:
+    spec = {"kind": "saliency", "input": "upload://u_x", "method": "spectral_residual", **patch}
+    response = client.post("/v1/jobs", json=spec, headers=KEYS)
+    assert response.status_code == 422, response.text
+    fields = [f["field"] for f in response.json()["error"]["fields"]]
+    assert any(f == field or f.startswith(field + ".") for f in fields), fields
+    assert client.get("/v1/jobs", headers=KEYS).json()["items"] == []  # nothing queued
+
+
+def test_upload_limits_are_413(client: TestClient) -> None:
+    too_big = client.post("/v1/uploads", json={"filename": "a.tar", "size": 10**15}, headers=KEYS)
+    assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "too_large"
+    direct = client.put("/v1/uploads/u_mine/a.tar", content=b"x" * 300_000, headers=KEYS)
+    assert direct.status_code == 413
+    small = client.put("/v1/uploads/u_mine/a.tar", content=b"x" * 1000, headers=KEYS)
+    assert small.status_code == 201 and small.json()["uri"] == "upload://u_mine"
+
+
+def test_signed_upload_url_is_refused_when_tampered(client: TestClient) -> None:
+    created = client.post("/v1/uploads", json={"filename": "a.tar"}, headers=KEYS).json()
+    path = httpx.URL(created["put_url"]).raw_path.decode()
+    assert client.put(path.replace("a.tar", "b.tar"), content=b"x").status_code == 403
+    assert client.put(path.replace("signature=", "signature=0"), content=b"x").status_code == 403
+
+
+def test_openapi_documents_the_contract(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    for path in ("/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/cancel", "/v1/jobs/{job_id}/results",
+                 "/v1/uploads", "/healthz", "/readyz", "/metrics"):
+        assert path in schema["paths"], path
+    assert "SaliencySpec" in schema["components"]["schemas"]
