@@ -25,8 +25,11 @@ SLOW_ENV = {"FOVEA_FAULT_DELAY_S": "0.25"}
 
 def test_sigkilled_worker_child_mid_shard(tmp_path: Path, redis_server: str, moto_endpoint: str) -> None:
     bucket = new_bucket(moto_endpoint)
-    stack = Stack(tmp_path, distributed_env(redis_server, moto_endpoint, bucket, **SLOW_ENV) | {
-        "FOVEA_BROKER_URL": redis_server + "/4", "FOVEA_REDIS_URL": redis_server + "/5"})
+    stack = Stack(
+        tmp_path,
+        distributed_env(redis_server, moto_endpoint, bucket, **SLOW_ENV)
+        | {"FOVEA_BROKER_URL": redis_server + "/4", "FOVEA_REDIS_URL": redis_server + "/5"},
+    )
     try:
         archive = tmp_path / "in.tar"
         tar_with_broken_members(archive, good=80, huge_bytes=1_500_000)
@@ -51,7 +54,9 @@ def test_sigkilled_worker_child_mid_shard(tmp_path: Path, redis_server: str, mot
 def test_cancel_mid_job_keeps_finished_outputs(tmp_path: Path, redis_server: str, moto_endpoint: str) -> None:
     bucket = new_bucket(moto_endpoint)
     env = distributed_env(redis_server, moto_endpoint, bucket, **SLOW_ENV) | {
-        "FOVEA_BROKER_URL": redis_server + "/6", "FOVEA_REDIS_URL": redis_server + "/7"}
+        "FOVEA_BROKER_URL": redis_server + "/6",
+        "FOVEA_REDIS_URL": redis_server + "/7",
+    }
     stack = Stack(tmp_path, env)
     try:
         archive = tmp_path / "in.tar"

@@ -55,12 +55,19 @@ def port_open(port: int) -> bool:
 class Proc:
     """A child process in its own session, stopped (with its children) on ``stop``."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None, log: Path | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str] | None = None, log: Path | None = None, cwd: Path | None = None
+    ) -> None:
         self.args = args
         self.log = log
         out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - lives as long as the process
         self.popen = subprocess.Popen(
-            args, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd
+            args,
+            env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=cwd,
         )
 
     @property
@@ -117,8 +124,15 @@ def start_seaweed(workdir: Path, access_key: str, secret_key: str) -> tuple[Proc
     s3_port, master, volume, filer = (free_port_with_grpc() for _ in range(4))
     workdir.mkdir(parents=True, exist_ok=True)
     args = [
-        str(VENV_BIN / "weed"), "mini", f"-dir={workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-s3.port={s3_port}", f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
+        str(VENV_BIN / "weed"),
+        "mini",
+        f"-dir={workdir}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-s3.port={s3_port}",
+        f"-master.port={master}",
+        f"-volume.port={volume}",
+        f"-filer.port={filer}",
         "-webdav=false",
     ]
     env = {"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}

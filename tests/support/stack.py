@@ -60,7 +60,9 @@ def upload_archive(client: httpx.Client, path: Path) -> str:
     return str(created.json()["uri"])
 
 
-def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 300, until: set[str] | None = None) -> dict[str, Any]:
+def wait_for_job(
+    client: httpx.Client, job_id: str, timeout: float = 300, until: set[str] | None = None
+) -> dict[str, Any]:
     until = until or {"succeeded", "failed", "canceled"}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

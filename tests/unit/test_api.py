@@ -19,8 +19,12 @@ OTHER = {"Authorization": "Bearer key-b"}
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path / "data", api_keys="key-a=alice,key-b=bob", signing_secret="s",
-                        max_direct_upload_bytes=200_000)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        api_keys="key-a=alice,key-b=bob",
+        signing_secret="s",
+        max_direct_upload_bytes=200_000,
+    )
     with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as test_client:
         yield test_client
 
@@ -55,8 +59,12 @@ def test_submit_read_list_cancel(client: TestClient, tmp_path: Path) -> None:
 
 def test_pagination(client: TestClient, tmp_path: Path) -> None:
     uri = upload(client, KEYS, tmp_path)
-    ids = [client.post("/v1/jobs", json={"kind": "saliency", "input": uri, "method": "spectral_residual"},
-                       headers=KEYS).json()["id"] for _ in range(5)]
+    ids = [
+        client.post(
+            "/v1/jobs", json={"kind": "saliency", "input": uri, "method": "spectral_residual"}, headers=KEYS
+        ).json()["id"]
+        for _ in range(5)
+    ]
     first = client.get("/v1/jobs", params={"limit": 2}, headers=KEYS).json()
     second = client.get("/v1/jobs", params={"limit": 10, "cursor": first["next_cursor"]}, headers=KEYS).json()
     assert [j["id"] for j in first["items"] + second["items"]] == ids and second["next_cursor"] is None
@@ -64,14 +72,18 @@ def test_pagination(client: TestClient, tmp_path: Path) -> None:
 
 def test_tenants_never_see_each_other(client: TestClient, tmp_path: Path) -> None:
     uri = upload(client, KEYS, tmp_path)
-    job = client.post("/v1/jobs", json={"kind": "saliency", "input": uri, "method": "spectral_residual"}, headers=KEYS).json()
+    job = client.post(
+        "/v1/jobs", json={"kind": "saliency", "input": uri, "method": "spectral_residual"}, headers=KEYS
+    ).json()
     for path in (f"/v1/jobs/{job['id']}", f"/v1/jobs/{job['id']}/results"):
         response = client.get(path, headers=OTHER)
         assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
     assert client.post(f"/v1/jobs/{job['id']}/cancel", headers=OTHER).status_code == 404
     assert client.get("/v1/jobs", headers=OTHER).json()["items"] == []
     # Bob cannot use Alice's upload either.
-    stolen = client.post("/v1/jobs", json={"kind": "saliency", "input": uri, "method": "spectral_residual"}, headers=OTHER)
+    stolen = client.post(
+        "/v1/jobs", json={"kind": "saliency", "input": uri, "method": "spectral_residual"}, headers=OTHER
+    )
     assert stolen.status_code == 422 and stolen.json()["error"]["fields"][0]["field"] == "input"
 
 
@@ -139,7 +151,15 @@ def test_signed_upload_url_is_refused_when_tampered(client: TestClient) -> None:
 
 def test_openapi_documents_the_contract(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
-    for path in ("/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/cancel", "/v1/jobs/{job_id}/results",
-                 "/v1/uploads", "/healthz", "/readyz", "/metrics"):
+    for path in (
+        "/v1/jobs",
+        "/v1/jobs/{job_id}",
+        "/v1/jobs/{job_id}/cancel",
+        "/v1/jobs/{job_id}/results",
+        "/v1/uploads",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ):
         assert path in schema["paths"], path
     assert "SaliencySpec" in schema["components"]["schemas"]

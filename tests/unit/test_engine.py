@@ -58,7 +58,9 @@ def test_whole_job_every_item_once_with_reasons(local_settings: Settings, tmp_pa
     assert record.progress.done == 30 and record.progress.failed == len(expected)
 
 
-def test_redelivered_shard_skips_finished_items_and_isolates_the_suspect(local_settings: Settings, tmp_path: Path) -> None:
+def test_redelivered_shard_skips_finished_items_and_isolates_the_suspect(
+    local_settings: Settings, tmp_path: Path
+) -> None:
     archive = tmp_path / "in.tar"
     tar_with_broken_members(archive, good=12, huge_bytes=10)
     services, job_id = submit(local_settings, archive)
@@ -67,7 +69,9 @@ def test_redelivered_shard_skips_finished_items_and_isolates_the_suspect(local_s
     shard0 = services.storage.get_json(keys.shard_input("local", job_id, 0).removesuffix(".tar") + ".json")["items"]
     first, suspect = shard0[0], shard0[3]
     # A previous delivery finished the first item, then died while item 3 was in flight.
-    coordinator.record_items(job_id, {first[0]: {"index": first[0], "name": first[1], "status": "ok", "outputs": {}, "marker": 1}})
+    coordinator.record_items(
+        job_id, {first[0]: {"index": first[0], "name": first[1], "status": "ok", "outputs": {}, "marker": 1}}
+    )
     coordinator.begin_attempt(job_id, [suspect[0]])
     models = ModelCache(local_settings, services.storage)
     run_shard(services, models, torch.device("cpu"), "local", job_id, 0)
@@ -107,7 +111,17 @@ def test_cancel_keeps_finished_items(local_settings: Settings, tmp_path: Path) -
     finalize_job(services, "local", job_id)
     items, total = collect_items(services, "local", job_id)
     assert len(items) == total
-    first = [i for i in items if i["index"] in {e[0] for e in services.storage.get_json(keys.shard_input("local", job_id, 0).removesuffix(".tar") + ".json")["items"]}]
+    first = [
+        i
+        for i in items
+        if i["index"]
+        in {
+            e[0]
+            for e in services.storage.get_json(keys.shard_input("local", job_id, 0).removesuffix(".tar") + ".json")[
+                "items"
+            ]
+        }
+    ]
     assert all(i["status"] == "ok" and services.storage.exists(i["outputs"]["heatmap"]) for i in first)
     assert any(i.get("error") == CANCELED_REASON for i in items)
     record = services.jobs.get("local", job_id)

@@ -22,8 +22,11 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
         return LocalStorage(tmp_path / "store", secret=b"k")
     endpoint = request.getfixturevalue("moto_endpoint")
     settings = Settings(
-        data_dir=tmp_path, storage_url=f"s3://{new_bucket(endpoint)}/pre", s3_endpoint_url=endpoint,
-        s3_access_key_id="testing", s3_secret_access_key="testing",
+        data_dir=tmp_path,
+        storage_url=f"s3://{new_bucket(endpoint)}/pre",
+        s3_endpoint_url=endpoint,
+        s3_access_key_id="testing",
+        s3_secret_access_key="testing",
     )
     return open_storage(settings)
 

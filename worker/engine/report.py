@@ -51,7 +51,7 @@ def render_report(
     storage: Storage, record: JobRecord, summary: dict[str, Any], items: list[dict[str, Any]], gallery_items: int
 ) -> str:
     title = html.escape(record.name or f"{record.kind} job {record.id}")
-    figures = []
+    figures: list[str] = []
     for item in (i for i in items if i["status"] == "ok"):
         if len(figures) >= gallery_items:
             break

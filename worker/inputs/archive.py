@@ -16,7 +16,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, cast
 
 SKIPPED_NAMES = frozenset({".DS_Store", "Thumbs.db"})
 
@@ -64,8 +64,8 @@ def detect_format(head: bytes, name: str) -> str:
 
 def iter_members(stream: IO[bytes], name: str, *, max_bytes: int) -> Iterator[Member]:
     """Yield the members of an archive given as a readable stream."""
-    head = _Peek(stream)
-    kind = detect_format(head.peek(512), name)
+    head = cast(IO[bytes], _Peek(stream))
+    kind = detect_format(cast(_Peek, head).peek(512), name)
     if kind == "zip":
         yield from _iter_zip(head, max_bytes=max_bytes)
     elif kind == "tar":

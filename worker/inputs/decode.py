@@ -27,7 +27,7 @@ def decode_image(data: bytes, *, max_pixels: int, max_bytes: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
         raise ItemError("not an image (format not recognised)") from exc
     except Exception as exc:  # PIL raises many types for malformed headers

@@ -11,7 +11,7 @@ def spectral_residual(image_rgb: np.ndarray) -> np.ndarray:
 
     OpenCV works on a 64x64 grayscale copy (aspect not kept) and resizes the map back.
     """
-    detector = cv2.saliency.StaticSaliencySpectralResidual_create()
+    detector = cv2.saliency.StaticSaliencySpectralResidual_create()  # type: ignore[attr-defined]
     ok, saliency = detector.computeSaliency(np.ascontiguousarray(image_rgb[:, :, ::-1]))
     if not ok:
         raise RuntimeError("OpenCV spectral residual failed")
