@@ -155,3 +155,16 @@ def _wait_ready(client: Client, process: subprocess.Popen[bytes], timeout: float
             pass
         time.sleep(0.3)
     raise SystemExit("fovea up did not become ready in time")
+
+
+def init_storage() -> None:
+    """Create the bucket of an S3 store (idempotent); a local store needs nothing."""
+    from shared.storage import open_storage
+    from shared.storage.s3 import S3Storage
+
+    storage = open_storage(get_settings())
+    if isinstance(storage, S3Storage):
+        storage.ensure_bucket()
+        print(f"bucket {storage.bucket} ready")
+    else:
+        print("local storage: nothing to create")

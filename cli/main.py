@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one job in this process, no broker or API (local storage)")
     spec_args(run)
 
+    sub.add_parser("init-storage", help="create the S3 bucket named by FOVEA_STORAGE_URL if it is missing")
+
     demo = sub.add_parser("demo", help="start the embedded stack and run a saliency job over sample photos")
     demo.add_argument("--out", type=Path, default=Path("fovea-data"), help="where the sample archive is written")
     return parser
@@ -112,6 +114,9 @@ def _dispatch(args: argparse.Namespace, settings: object) -> int:
         record = commands.run_inprocess(commands.load_spec(args.spec, args.overrides))
         commands.print_json({k: record[k] for k in ("id", "status", "progress", "error", "report")})
         return 0 if record["status"] == "succeeded" else 1
+    if args.command == "init-storage":
+        commands.init_storage()
+        return 0
     if args.command == "demo":
         stack.prepare_environment(get_settings())
         return commands.demo(args.out)
