@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 class Stack:
     def __init__(self, workdir: Path, env: dict[str, str], workers: int = 1) -> None:
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         self.env = {"FOVEA_DATA_DIR": str(workdir / "data"), "PYTHONUNBUFFERED": "1", **env}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -1,0 +1,127 @@
+"""What the service costs over a bare loop, and how fast it accepts jobs.
+
+Same saliency work over the same archive, written to the same S3 server, twice:
+  1. a bare in-process loop: decode, run the pipeline in batches, write outputs;
+  2. through the service: API over HTTP, Redis broker and coordinator, one Celery worker, S3.
+Prints one JSON line per figure, the ratio of the two, and submission latency p50/p99 over many POSTs.
+
+    .venv/bin/python bench/service_overhead.py [--items 2000] [--method spectral_residual] [--submissions 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from shared.settings import Settings  # noqa: E402
+from shared.specs import parse_spec  # noqa: E402
+from shared.storage import open_storage  # noqa: E402
+from tests.support.images import add_bytes, jpeg  # noqa: E402
+from tests.support.procs import start_moto, start_redis  # noqa: E402
+from tests.support.s3 import new_bucket  # noqa: E402
+from tests.support.stack import Stack, distributed_env, upload_archive, wait_for_job  # noqa: E402
+from worker.engine.context import JobContext  # noqa: E402
+from worker.engine.models import ModelCache  # noqa: E402
+from worker.inputs.archive import iter_members  # noqa: E402
+from worker.inputs.decode import decode_image  # noqa: E402
+from worker.pipelines.base import Item  # noqa: E402
+from worker.pipelines.saliency import SaliencyPipeline  # noqa: E402
+
+
+def emit(**figure: object) -> None:
+    print(json.dumps(figure), flush=True)
+
+
+def make_archive(path: Path, items: int) -> None:
+    with tarfile.open(path, "w") as archive:
+        for i in range(items):
+            add_bytes(archive, f"img/{i:05d}.jpg", jpeg(96, 96, seed=i))
+
+
+def bare_loop(settings: Settings, archive: Path, spec: dict[str, object]) -> float:
+    """The work as a user would script it: no queue, no shards, no bookkeeping."""
+    parsed = parse_spec({**spec, "input": "upload://bare"})
+    storage = open_storage(settings)
+    ctx = JobContext(storage, ModelCache(settings, storage), "bench", "bare", torch.device("cpu"))
+    pipeline = SaliencyPipeline(parsed, ctx)
+    start = time.perf_counter()
+    batch: list[Item] = []
+    count = 0
+    with archive.open("rb") as stream:
+        for index, member in enumerate(iter_members(stream, archive.name, max_bytes=settings.max_item_bytes)):
+            assert member.data is not None
+            image = decode_image(member.data, max_pixels=settings.max_image_pixels, max_bytes=settings.max_item_bytes)
+            batch.append(Item(index, member.name, image))
+            if len(batch) == pipeline.batch_size:
+                pipeline.run_batch(batch)
+                count += len(batch)
+                batch = []
+    if batch:
+        pipeline.run_batch(batch)
+        count += len(batch)
+    return count / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=2000)
+    parser.add_argument("--method", default="spectral_residual", choices=["spectral_residual"])
+    parser.add_argument("--submissions", type=int, default=1000)
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # the worker runs one pool child; give the bare loop the same
+    work = Path(tempfile.mkdtemp(prefix="fovea-bench-"))
+    archive = work / "bench.tar"
+    make_archive(archive, args.items)
+    redis_proc, redis_port = start_redis(work / "redis")
+    moto_proc, endpoint = start_moto(work / "moto")
+    bucket = new_bucket(endpoint)
+    env = distributed_env(f"redis://127.0.0.1:{redis_port}", endpoint, bucket, FOVEA_SHARD_ITEMS="128")
+    settings = Settings(data_dir=work / "bare", storage_url=f"s3://{bucket}/bare", s3_endpoint_url=endpoint,
+                        s3_access_key_id="testing", s3_secret_access_key="testing")
+    spec = {"kind": "saliency", "method": args.method, "batch_size": 32}
+    stack = None
+    try:
+        bare = bare_loop(settings, archive, spec)
+        emit(figure="bare_loop_items_per_s", value=round(bare, 1), items=args.items, method=args.method)
+        stack = Stack(work / "stack", env | {"OMP_NUM_THREADS": "1"}, workers=1)
+        with stack.client("key-a") as client:
+            uri = upload_archive(client, archive)
+            start = time.perf_counter()
+            job = client.post("/v1/jobs", json={**spec, "input": uri}).json()
+            final = wait_for_job(client, job["id"], timeout=3600)
+            service = args.items / (time.perf_counter() - start)
+            assert final["status"] == "succeeded" and final["progress"]["done"] == args.items, final
+            emit(figure="service_items_per_s", value=round(service, 1), items=args.items, method=args.method)
+            emit(figure="service_vs_bare_ratio", value=round(service / bare, 3), goal=">= 0.85")
+            for worker in stack.workers:
+                worker.stop()  # measure submission alone: nothing consumes the queued plans
+            latencies = []
+            for _ in range(args.submissions):
+                t0 = time.perf_counter()
+                response = client.post("/v1/jobs", json={**spec, "input": uri})
+                latencies.append(time.perf_counter() - t0)
+                assert response.status_code == 201, response.text
+        latencies.sort()
+        p99 = latencies[int(0.99 * (len(latencies) - 1))]
+        emit(figure="submission_latency_ms", p50=round(statistics.median(latencies) * 1000, 2),
+             p99=round(p99 * 1000, 2), submissions=args.submissions, goal="p99 < 50 ms")
+    finally:
+        if stack is not None:
+            stack.stop()
+        redis_proc.stop()
+        moto_proc.stop()
+
+
+if __name__ == "__main__":
+    main()
