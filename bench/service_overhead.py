@@ -87,8 +87,13 @@ def main() -> None:
     moto_proc, endpoint = start_moto(work / "moto")
     bucket = new_bucket(endpoint)
     env = distributed_env(f"redis://127.0.0.1:{redis_port}", endpoint, bucket, FOVEA_SHARD_ITEMS="128")
-    settings = Settings(data_dir=work / "bare", storage_url=f"s3://{bucket}/bare", s3_endpoint_url=endpoint,
-                        s3_access_key_id="testing", s3_secret_access_key="testing")
+    settings = Settings(
+        data_dir=work / "bare",
+        storage_url=f"s3://{bucket}/bare",
+        s3_endpoint_url=endpoint,
+        s3_access_key_id="testing",
+        s3_secret_access_key="testing",
+    )
     spec = {"kind": "saliency", "method": args.method, "batch_size": 32}
     stack = None
     try:
@@ -114,8 +119,13 @@ def main() -> None:
                 assert response.status_code == 201, response.text
         latencies.sort()
         p99 = latencies[int(0.99 * (len(latencies) - 1))]
-        emit(figure="submission_latency_ms", p50=round(statistics.median(latencies) * 1000, 2),
-             p99=round(p99 * 1000, 2), submissions=args.submissions, goal="p99 < 50 ms")
+        emit(
+            figure="submission_latency_ms",
+            p50=round(statistics.median(latencies) * 1000, 2),
+            p99=round(p99 * 1000, 2),
+            submissions=args.submissions,
+            goal="p99 < 50 ms",
+        )
     finally:
         if stack is not None:
             stack.stop()

@@ -50,7 +50,9 @@ def test_visibility_timeout_is_far_above_the_task_limit() -> None:
 def test_api_image_has_no_torch() -> None:
     api = (REPO / "deploy/api.Dockerfile").read_text()
     worker = (REPO / "deploy/worker.Dockerfile").read_text()
-    assert 'pip install --no-cache-dir .' in api and "[worker]" not in api and "torch" not in api.replace("no torch", "")
+    assert (
+        "pip install --no-cache-dir ." in api and "[worker]" not in api and "torch" not in api.replace("no torch", "")
+    )
     assert '".[worker]"' in worker
     pyproject = (REPO / "pyproject.toml").read_text()
     base = pyproject.split("dependencies = [", 1)[1].split("]", 1)[0]
