@@ -100,8 +100,7 @@ def _dispatch(args: argparse.Namespace, settings: object) -> int:
     from cli import stack
 
     if args.command == "up":
-        stack.run_stack(get_settings(), args.host, args.port, args.workers)
-        return 0
+        return stack.run_stack(get_settings(), args.host, args.port, args.workers)
     if args.command == "api":
         stack.prepare_environment(get_settings())
         stack.run_api(args.host, args.port)

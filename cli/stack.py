@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from shared.settings import Settings
@@ -55,19 +56,36 @@ def run_worker(concurrency: int) -> int:
     return 1  # not reached
 
 
-def run_stack(settings: Settings, host: str, port: int, workers: int) -> None:
-    """The embedded default: API and workers from one command; Ctrl-C stops both."""
+def run_stack(settings: Settings, host: str, port: int, workers: int) -> int:
+    """The embedded default: the API and the workers as two child processes of this one.
+
+    SIGTERM or Ctrl-C stops both (the workers finish their current batch); if either child exits, the
+    other is stopped too, so no orphan keeps running.
+    """
     prepare_environment(settings)
-    worker = subprocess.Popen(worker_command(workers, "WARNING"), start_new_session=True)
+    api = [sys.executable, "-m", "cli.main", "api", "--host", host, "--port", str(port)]
+    children = [subprocess.Popen(api), subprocess.Popen(worker_command(workers, "WARNING"))]
+    sys.stderr.write(
+        f"fovea: API on http://{host}:{port}, {workers} worker process(es), data in {os.environ['FOVEA_DATA_DIR']}\n"
+    )
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     try:
-        sys.stderr.write(
-            f"fovea: API on http://{host}:{port}, {workers} worker process(es), data in {os.environ['FOVEA_DATA_DIR']}\n"
-        )
-        run_api(host, port)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + 30
+        for child in children:
             try:
-                worker.wait(timeout=20)
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
+                child.kill()
+    return max((child.returncode or 0) for child in children)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ def test_fovea_up_runs_a_job_and_writes_the_report(tmp_path: Path) -> None:
         "FOVEA_API_KEYS": "",
     }
     up = Proc([sys.executable, "-m", "cli.main", "up", "--port", str(port)], env=env, log=tmp_path / "up.log", cwd=REPO)
+    children: list[str] = []
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: httpx.get(url + "/readyz", timeout=2).status_code == 200, 90, "fovea up")
@@ -55,9 +57,14 @@ def test_fovea_up_runs_a_job_and_writes_the_report(tmp_path: Path) -> None:
             timeout=60,
         )
         assert cli.returncode == 0 and '"succeeded"' in cli.stdout
+        children = subprocess.run(["pgrep", "-P", str(up.pid)], capture_output=True, text=True).stdout.split()
+        assert len(children) == 2  # the API and the worker
     finally:
-        up.stop()
+        os.kill(up.pid, signal.SIGTERM)  # only the parent: it must stop its children itself
+        up.popen.wait(timeout=60)
         assert not up.alive()
+    for pid in children:
+        wait_until(lambda pid=pid: not Path(f"/proc/{pid}").exists(), 30, f"child {pid} to exit")
 
 
 def test_fovea_run_in_process(tmp_path: Path) -> None:
