@@ -69,7 +69,7 @@ class Settings(BaseSettings):
         return self.storage_url or f"file://{(self.data_dir / 'store').resolve()}"
 
     def resolved_broker_url(self) -> str:
-        return self.broker_url or "filesystem://"
+        return self.broker_url or "filesystem://localhost/"
 
     def broker_folder(self) -> Path:
         return (self.data_dir / "broker").resolve()

@@ -67,4 +67,4 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
-    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+    return np.array(image.convert("RGB"), dtype=np.uint8)  # a writable copy (torch.from_numpy needs one)
