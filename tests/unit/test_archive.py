@@ -67,3 +67,23 @@ def test_unsafe_reason() -> None:
     assert unsafe_reason("a/../../b.png")
     assert unsafe_reason("C:/win.png")
     assert tarfile  # the module under test streams with tarfile's r|* mode
+
+
+class _ReadOnlyStream:
+    """A stream that can only be read forward, like an S3 body or a pipe: no seek, no tell."""
+
+    def __init__(self, data: bytes) -> None:
+        self._inner = io.BytesIO(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._inner.read(size)
+
+
+@pytest.mark.parametrize("suffix", [".tar", ".tar.gz"])
+def test_tar_is_read_in_one_forward_pass(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"s{suffix}"
+    members = {f"{i}.png": png(seed=i) for i in range(20)}
+    tar_of(path, members)
+    stream = _ReadOnlyStream(path.read_bytes())
+    found = {m.name: m.data for m in iter_members(stream, path.name, max_bytes=1_000_000)}  # type: ignore[arg-type]
+    assert found == members

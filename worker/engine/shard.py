@@ -171,5 +171,8 @@ def _finish(services: Services, tenant: str, job_id: str, shard: int, results: d
 def _complete(services: Services, tenant: str, job_id: str, shard: int) -> None:
     done = services.coordinator.mark_shard_done(job_id, shard)
     progress = services.coordinator.progress(job_id)
-    if progress is not None and progress.shards is not None and done >= progress.shards:
+    shards = progress.shards if progress is not None else None
+    if shards is None:  # the coordinator lost the plan (e.g. a Redis without AOF restarted): ask the store
+        shards = int(services.storage.get_json(keys.plan(tenant, job_id))["shards"])
+    if done >= shards:
         services.enqueue(FINALIZE_TASK, (tenant, job_id))
