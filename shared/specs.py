@@ -44,7 +44,10 @@ class SaliencySpec(_Spec):
     target: Literal["predicted"] | int = Field("predicted", description="'predicted' or a class index")
     top_k: int = Field(5, ge=1, le=50, description="Predictions listed per item (gradient)")
     colormap: Literal["inferno", "jet", "viridis", "turbo", "gray"] = "inferno"
-    overlay_alpha: float = Field(0.5, ge=0.0, le=1.0)
+    overlay_alpha: float = Field(0.7, ge=0.0, le=1.0, description="Heat opacity where the map is at its top")
+    clip_percentile: float = Field(
+        99.5, ge=50.0, le=100.0, description="Pictures scale the map by this percentile and clip above it"
+    )
     max_output_side: int = Field(1024, ge=32, le=8192, description="Heatmaps and overlays are at most this wide/high")
     raw_map: bool = Field(False, description="Also write the map as float16 .npy")
     batch_size: int | None = Field(None, ge=1, le=1024, description="GPU batch; default from the worker settings")

@@ -63,7 +63,7 @@ class SaliencyPipeline(MapPipeline):
     def _emit(self, item: Item, saliency: np.ndarray, data: dict[str, Any]) -> Outcome:
         height, width = item.image.shape[:2]
         out_w, out_h = render.fit_within(width, height, self.spec.max_output_side)
-        full = render.normalise(render.resize_map(saliency, out_w, out_h))
+        full = render.normalise(render.resize_map(saliency, out_w, out_h), self.spec.clip_percentile)
         picture = render.resize_map(item.image, out_w, out_h) if (out_w, out_h) != (width, height) else item.image
         heat = render.colorize(full, self.spec.colormap)
         outputs = {
@@ -71,7 +71,7 @@ class SaliencyPipeline(MapPipeline):
             "overlay": self.ctx.write(
                 item,
                 "overlay.jpg",
-                render.encode_jpeg(render.overlay(picture, heat, self.spec.overlay_alpha)),
+                render.encode_jpeg(render.overlay(picture, heat, self.spec.overlay_alpha, full)),
                 "image/jpeg",
             ),
         }

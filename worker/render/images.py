@@ -21,11 +21,17 @@ def fit_within(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def normalise(saliency: np.ndarray) -> np.ndarray:
-    """Scale a map to [0, 1] by its maximum (a zero map stays zero)."""
+def normalise(saliency: np.ndarray, percentile: float = 100.0) -> np.ndarray:
+    """Scale a map to [0, 1] by its maximum, or by a percentile with the rest clipped (gradient maps are
+    dominated by a few pixels; clipping the top half-percent, as Captum's visualiser does, shows the
+    structure). A zero map stays zero."""
     saliency = np.asarray(saliency, dtype=np.float32)
-    top = float(saliency.max()) if saliency.size else 0.0
-    return saliency / top if top > 0 else np.zeros_like(saliency)
+    if not saliency.size:
+        return saliency
+    top = float(saliency.max()) if percentile >= 100 else float(np.percentile(saliency, percentile))
+    if top <= 0:
+        top = float(saliency.max())
+    return np.clip(saliency / top, 0.0, 1.0) if top > 0 else np.zeros_like(saliency)
 
 
 def resize_map(saliency: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -42,8 +48,10 @@ def colorize(saliency01: np.ndarray, colormap: str) -> np.ndarray:
     return cv2.applyColorMap(gray, _COLORMAPS[colormap])[:, :, ::-1].copy()
 
 
-def overlay(image_rgb: np.ndarray, heat_rgb: np.ndarray, alpha: float) -> np.ndarray:
-    blended = image_rgb.astype(np.float32) * (1.0 - alpha) + heat_rgb.astype(np.float32) * alpha
+def overlay(image_rgb: np.ndarray, heat_rgb: np.ndarray, alpha: float, saliency01: np.ndarray) -> np.ndarray:
+    """The heatmap over the image, opaque where salient and clear where not (weight alpha * map)."""
+    weight = (alpha * saliency01)[:, :, None]
+    blended = image_rgb.astype(np.float32) * (1.0 - weight) + heat_rgb.astype(np.float32) * weight
     return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
 
 
