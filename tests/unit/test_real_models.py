@@ -43,3 +43,26 @@ def test_loaded_model_is_cached_per_process(assets_dir: Path, tmp_path: Path) ->
     cache = ModelCache(settings, LocalStorage(tmp_path / "store", secret=b"x"))
     ref = ModelRef(preset="squeezenet1_1-imagenet")
     assert cache.get(ref, "a", torch.device("cpu")) is cache.get(ref, "b", torch.device("cpu"))
+
+
+def test_torchvision_weights_come_from_the_local_cache_never_a_download(assets_dir: Path, tmp_path: Path) -> None:
+    import safetensors.torch
+    import torchvision
+
+    from shared.errors import InvalidInput
+
+    ref = ModelRef(arch="squeezenet1_1", weights="torchvision:DEFAULT", class_names="imagenet")
+    settings = Settings(data_dir=tmp_path, torch_home=tmp_path / "torch", assets_dir=assets_dir, signing_secret="x")
+    cache = ModelCache(settings, LocalStorage(tmp_path / "store", secret=b"x"))
+    with pytest.raises(InvalidInput, match="downloads are off"):
+        cache.get(ref, "local", torch.device("cpu"))
+    # Put the checkpoint where torchvision's own loader looks, as a previous download would have.
+    url = torchvision.models.SqueezeNet1_1_Weights.DEFAULT.url
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / Path(url).name
+    cached.parent.mkdir(parents=True)
+    state = safetensors.torch.load_file(str(assets_dir / "weights" / "squeezenet1_1-imagenet.safetensors"))
+    torch.save(state, cached)
+    loaded = cache.get(ref, "local", torch.device("cpu"))
+    reference = cache.get(ModelRef(preset="squeezenet1_1-imagenet"), "local", torch.device("cpu"))
+    x = torch.randn(1, 3, 224, 224)
+    torch.testing.assert_close(loaded.module(x), reference.module(x))

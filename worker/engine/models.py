@@ -98,15 +98,14 @@ class ModelCache:
     def _torchvision_state(self, ref: ModelRef, name: str) -> dict[str, torch.Tensor]:
         import torchvision
 
-        if self._settings.torch_home is not None:
-            torch.hub.set_dir(str(Path(self._settings.torch_home) / "hub"))
         enum = torchvision.models.get_model_weights(ref.arch or "")
         weights = enum.DEFAULT if name == "DEFAULT" else enum[name]
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        hub = Path(self._settings.torch_home) / "hub" if self._settings.torch_home else Path(torch.hub.get_dir())
+        cached = hub / "checkpoints" / Path(weights.url).name
         if not cached.is_file() and not self._settings.allow_downloads:
             raise InvalidInput(
                 f"{ref.arch} weights {name} are not in the torch cache ({cached}) and downloads are off "
                 "(FOVEA_ALLOW_DOWNLOADS=true allows them)"
             )
         # torchvision's own loader: downloads only if missing (allowed above), loads with weights_only.
-        return weights.get_state_dict(progress=False, check_hash=True)
+        return weights.get_state_dict(progress=False, check_hash=True, model_dir=str(cached.parent))
