@@ -84,6 +84,8 @@ class S3Storage(Storage):
             if _is_missing(exc):
                 return None
             raise Retryable(f"store read failed for {key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise Retryable(f"store read failed for {key}: {exc}") from exc
         return int(head["ContentLength"])
 
     def list(self, prefix: str, start_after: str = "", limit: int | None = None) -> Iterator[ObjectInfo]:
@@ -103,9 +105,14 @@ class S3Storage(Storage):
             if _is_missing(exc):
                 return
             raise Retryable(f"store list failed for {prefix}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise Retryable(f"store list failed for {prefix}: {exc}") from exc
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise Retryable(f"store delete failed for {key}: {exc}") from exc
 
     def presign_get(self, key: str, expires_s: int) -> str:
         return str(

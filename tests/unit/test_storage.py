@@ -62,3 +62,26 @@ def test_local_signed_urls_expire_and_resist_tampering(tmp_path: Path) -> None:
     assert not storage.verify("PUT", "a/b.png", expires, sig)
     assert not storage.verify("GET", "a/b.png", expires + 1, sig)
     assert not storage.verify("GET", "a/b.png", int(time.time()) - 1, sig)
+
+
+def test_unreachable_s3_is_retryable_not_a_crash(tmp_path: Path) -> None:
+    from shared.errors import Retryable
+    from tests.support.procs import free_port
+
+    settings = Settings(
+        data_dir=tmp_path,
+        storage_url="s3://nowhere",
+        s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
+        s3_access_key_id="x",
+        s3_secret_access_key="y",
+    )
+    storage = open_storage(settings)
+    for call in (
+        storage.ping,
+        lambda: storage.get_bytes("k"),
+        lambda: storage.size("k"),
+        lambda: list(storage.list("p/")),
+        lambda: storage.put_bytes("k", b"v"),
+    ):
+        with pytest.raises(Retryable):
+            call()
