@@ -40,6 +40,16 @@ class SaliencySpec(_Spec):
 
     kind: Literal["saliency"]
     method: Literal["spectral_residual", "gradient"] = "gradient"
+    implementation: Literal["torch", "opencv"] = Field(
+        "torch", description="spectral_residual: batched PyTorch on the worker's device, or OpenCV contrib on the CPU"
+    )
+    object_threshold: float = Field(
+        3.0, gt=0.0, le=100.0, description="spectral_residual: objects are where S(x) > this times the mean saliency"
+    )
+    min_box_area: float = Field(
+        0.001, ge=0.0, le=1.0, description="spectral_residual: smallest box, as a fraction of the image"
+    )
+    binary_map: bool = Field(False, description="spectral_residual: also write OpenCV's k-means + Otsu binary map")
     model: ModelRef | None = Field(None, description="Required for method 'gradient'")
     target: Literal["predicted"] | int = Field("predicted", description="'predicted' or a class index")
     top_k: int = Field(5, ge=1, le=50, description="Predictions listed per item (gradient)")

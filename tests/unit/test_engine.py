@@ -53,6 +53,8 @@ def test_whole_job_every_item_once_with_reasons(local_settings: Settings, tmp_pa
     for item in ok:
         assert services.storage.get_bytes(item["outputs"]["heatmap"]).startswith(b"\x89PNG")
         assert item["outputs"]["overlay"].startswith(keys.job_prefix("local", job_id))
+        assert services.storage.get_bytes(item["outputs"]["boxes"]).startswith(b"\xff\xd8")  # a JPEG
+        assert isinstance(item["boxes"], list) and all(len(box) == 6 for box in item["boxes"])
     report = services.storage.get_bytes(keys.report("local", job_id)).decode()
     assert "broken/bomb.png" in report and "data:image/jpeg;base64" in report
     assert record.progress.done == 30 and record.progress.failed == len(expected)

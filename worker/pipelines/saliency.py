@@ -12,8 +12,10 @@ from shared.specs import SaliencySpec
 from worker.nets.zoo import preprocess
 from worker.pipelines.base import Item, MapPipeline, Outcome, PipelineContext
 from worker.render import images as render
+from worker.saliency import objects
 from worker.saliency.gradient import gradient_saliency
 from worker.saliency.spectral import spectral_residual
+from worker.saliency.spectral_torch import spectral_residual_batch
 
 
 class SaliencyPipeline(MapPipeline):
@@ -25,8 +27,35 @@ class SaliencyPipeline(MapPipeline):
 
     def run_batch(self, items: list[Item]) -> list[Outcome]:
         if self.spec.method == "spectral_residual":
-            return [self._emit(item, spectral_residual(item.image), {}) for item in items]
+            return self._spectral(items)
         return self._gradient(items)
+
+    def _spectral(self, items: list[Item]) -> list[Outcome]:
+        if self.spec.implementation == "opencv":
+            maps = [spectral_residual(item.image) for item in items]
+        else:
+            tensors = [torch.from_numpy(item.image).permute(2, 0, 1) for item in items]
+            maps = [m.cpu().numpy() for m in spectral_residual_batch(tensors, self.ctx.device)]
+        outcomes = []
+        for item, saliency in zip(items, maps, strict=True):
+            outcome = self._emit(item, saliency, {})
+            self._objects(item, saliency, outcome)
+            outcomes.append(outcome)
+        return outcomes
+
+    def _objects(self, item: Item, saliency: np.ndarray, outcome: Outcome) -> None:
+        """Hou & Zhang's object map S(x) > delta, its boxes drawn on the image, and OpenCV's binary map."""
+        mask = objects.object_map(saliency, self.spec.object_threshold)
+        found = objects.boxes(saliency, mask, self.spec.min_box_area)
+        outcome.data["boxes"] = [box.as_list() for box in found]
+        mask_png = render.encode_png(np.repeat((mask * 255).astype(np.uint8)[:, :, None], 3, axis=2))
+        outcome.outputs["objects"] = self.ctx.write(item, "objects.png", mask_png, "image/png")
+        drawn = render.encode_jpeg(objects.draw_boxes(item.image, found))
+        outcome.outputs["boxes"] = self.ctx.write(item, "boxes.jpg", drawn, "image/jpeg")
+        if self.spec.binary_map:
+            binary = objects.opencv_binary_map(saliency)
+            data = render.encode_png(np.repeat(binary[:, :, None], 3, axis=2))
+            outcome.outputs["binary_map"] = self.ctx.write(item, "binary_map.png", data, "image/png")
 
     def _gradient(self, items: list[Item]) -> list[Outcome]:
         if self.spec.model is None:

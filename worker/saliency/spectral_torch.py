@@ -1,0 +1,54 @@
+"""Spectral-residual saliency (Hou & Zhang 2007) in batched PyTorch, step for step as OpenCV contrib's
+``StaticSaliencySpectralResidual`` computes it, so it runs on the GPU for a whole batch at once:
+
+gray; resize to 64x64 (aspect not kept); DFT; log amplitude; subtract its 3x3 box blur (reflect-101
+border); exp of the residual with the original phase; inverse DFT; magnitude; 5x5 Gaussian blur with
+sigma 8; square; divide by the maximum; resize back to the image's size.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+WORK_SIZE = 64
+_GRAY = (0.299, 0.587, 0.114)  # OpenCV's RGB -> gray weights
+
+
+def _gaussian(size: int, sigma: float, device: torch.device) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
+    kernel = torch.exp(-(x**2) / (2 * sigma * sigma))
+    return kernel / kernel.sum()
+
+
+def spectral_residual_batch(images: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    """Maps for RGB uint8 images of shape (3, H, W), any sizes: float32 (H, W) in [0, 1], max 1."""
+    weights = torch.tensor(_GRAY, device=device).view(3, 1, 1)
+    small = (
+        torch.stack(
+            [
+                F.interpolate(
+                    (img.to(device=device, dtype=torch.float32) * weights).sum(0)[None, None],
+                    size=(WORK_SIZE, WORK_SIZE),
+                    mode="bilinear",
+                    align_corners=False,
+                )[0, 0]
+                for img in images
+            ]
+        )
+        / 255.0
+    )
+    spectrum = torch.fft.fft2(small)
+    log_amplitude = torch.log(spectrum.abs().clamp_min(1e-12))
+    blurred = F.avg_pool2d(F.pad(log_amplitude[:, None], (1, 1, 1, 1), mode="reflect"), 3, stride=1)[:, 0]
+    residual = torch.exp(log_amplitude - blurred) * torch.exp(1j * torch.angle(spectrum))
+    magnitude = torch.fft.ifft2(residual).abs()[:, None]
+    kernel = _gaussian(5, 8.0, device)
+    smooth = F.pad(magnitude, (2, 2, 2, 2), mode="reflect")
+    smooth = F.conv2d(F.conv2d(smooth, kernel.view(1, 1, 1, 5)), kernel.view(1, 1, 5, 1))
+    saliency = smooth.square()
+    saliency = saliency / saliency.amax(dim=(2, 3), keepdim=True).clamp_min(1e-30)
+    return [
+        F.interpolate(saliency[i : i + 1], size=tuple(img.shape[1:]), mode="bilinear", align_corners=False)[0, 0]
+        for i, img in enumerate(images)
+    ]
