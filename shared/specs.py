@@ -39,7 +39,7 @@ class SaliencySpec(_Spec):
     """
 
     kind: Literal["saliency"]
-    method: Literal["spectral_residual", "gradient"] = "gradient"
+    method: Literal["gradient", "smoothgrad", "integrated_gradients", "grad_cam", "spectral_residual"] = "gradient"
     implementation: Literal["torch", "opencv"] = Field(
         "torch", description="spectral_residual: batched PyTorch on the worker's device, or OpenCV contrib on the CPU"
     )
@@ -50,7 +50,24 @@ class SaliencySpec(_Spec):
         0.001, ge=0.0, le=1.0, description="spectral_residual: smallest box, as a fraction of the image"
     )
     binary_map: bool = Field(False, description="spectral_residual: also write OpenCV's k-means + Otsu binary map")
-    model: ModelRef | None = Field(None, description="Required for method 'gradient'")
+    model: ModelRef | None = Field(None, description="Required for every method but spectral_residual")
+    smoothgrad_samples: int = Field(25, ge=1, le=500, description="smoothgrad: noisy copies per image")
+    smoothgrad_noise: float = Field(
+        0.15, gt=0.0, le=1.0, description="smoothgrad: noise std as a fraction of the input range"
+    )
+    ig_steps: int = Field(32, ge=2, le=1024, description="integrated_gradients: integration steps")
+    ig_baseline: Literal["black", "zero", "blur"] = Field(
+        "black", description="integrated_gradients: the baseline image"
+    )
+    grad_cam_layer: str | None = Field(
+        None, max_length=200, description="grad_cam: dotted module name (default: the last feature block)"
+    )
+    internal_batch_size: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        description="Forward/backward passes per chunk (smoothgrad, integrated_gradients); halves on OOM",
+    )
     target: Literal["predicted"] | int = Field("predicted", description="'predicted' or a class index")
     top_k: int = Field(5, ge=1, le=50, description="Predictions listed per item (gradient)")
     colormap: Literal["inferno", "jet", "viridis", "turbo", "gray"] = "inferno"
@@ -64,9 +81,9 @@ class SaliencySpec(_Spec):
 
     @model_validator(mode="after")
     def _check(self) -> SaliencySpec:
-        if self.method == "gradient":
+        if self.method != "spectral_residual":
             if self.model is None:
-                raise ValueError("method 'gradient' needs a model")
+                raise ValueError(f"method '{self.method}' needs a model")
             if isinstance(self.target, int) and not 0 <= self.target < self.model.num_classes:
                 raise ValueError(f"target must be in [0, {self.model.num_classes})")
         return self

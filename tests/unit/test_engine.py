@@ -129,3 +129,16 @@ def test_cancel_keeps_finished_items(local_settings: Settings, tmp_path: Path) -
     record = services.jobs.get("local", job_id)
     assert record.status == JobStatus.canceled
     assert services.storage.get_json(keys.summary("local", job_id))["status"] == "canceled"
+
+
+def test_model_based_methods_run_as_jobs(local_settings: Settings, tmp_path: Path) -> None:
+    archive = tmp_path / "in.tar"
+    tar_with_broken_members(archive, good=3, huge_bytes=10)
+    model = {"arch": "tiny_cnn", "num_classes": 4, "input_size": 32}
+    for method in ("grad_cam", "integrated_gradients", "smoothgrad"):
+        spec = {"kind": "saliency", "method": method, "model": model, "smoothgrad_samples": 2, "ig_steps": 4}
+        services, job_id = submit(local_settings, archive, spec)
+        run_job_inprocess(local_settings, "local", job_id)
+        manifest = services.storage.get_json(keys.manifest("local", job_id))
+        ok = [item for item in manifest["items"] if item["status"] == "ok"]
+        assert len(ok) == 4 and all(item["method"] == method and "predictions" in item for item in ok), method

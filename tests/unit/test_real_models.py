@@ -66,3 +66,25 @@ def test_torchvision_weights_come_from_the_local_cache_never_a_download(assets_d
     reference = cache.get(ModelRef(preset="squeezenet1_1-imagenet"), "local", torch.device("cpu"))
     x = torch.randn(1, 3, 224, 224)
     torch.testing.assert_close(loaded.module(x), reference.module(x))
+
+
+@pytest.mark.parametrize("method", ["smoothgrad", "integrated_gradients", "grad_cam"])
+def test_attribution_family_on_real_photos(method: str, assets_dir: Path, tmp_path: Path) -> None:
+    from worker.saliency.model_maps import MapOptions, model_maps
+
+    settings = Settings(data_dir=tmp_path, assets_dir=assets_dir, signing_secret="x")
+    cache = ModelCache(settings, LocalStorage(tmp_path / "store", secret=b"x"))
+    loaded = cache.get(ModelRef(preset="squeezenet1_1-imagenet"), "local", torch.device("cpu"))
+    images = [torch.from_numpy(getattr(skimage.data, name)()).permute(2, 0, 1) for name in PHOTOS]
+    inputs = preprocess(images, 224, "imagenet", torch.device("cpu"))
+    black = preprocess([torch.zeros(3, 1, 1, dtype=torch.uint8)], 224, "imagenet", torch.device("cpu"))
+    options = MapOptions(method=method, smoothgrad_samples=8, ig_steps=16, internal_batch_size=16)
+    result = model_maps(loaded.module, inputs, None, options, black)
+    for row in range(len(PHOTOS)):
+        saliency = result.maps[row].numpy()
+        assert np.isfinite(saliency).all() and saliency.std() > 0
+        if method == "grad_cam":  # coarse by design (a 13x13 layer upsampled): peaked, not flat
+            assert saliency.max() > 1.5 * saliency.mean()
+        else:
+            top = np.sort(saliency.ravel())[::-1]
+            assert top[: top.size // 10].sum() / top.sum() > 0.2  # concentrated, not flat

@@ -3,6 +3,7 @@ and for model-based methods the top-k predictions with class names."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ from worker.nets.zoo import preprocess
 from worker.pipelines.base import Item, MapPipeline, Outcome, PipelineContext
 from worker.render import images as render
 from worker.saliency import objects
-from worker.saliency.gradient import gradient_saliency
+from worker.saliency.model_maps import MapOptions, model_maps
 from worker.saliency.spectral import spectral_residual
 from worker.saliency.spectral_torch import spectral_residual_batch
 
@@ -23,12 +24,21 @@ class SaliencyPipeline(MapPipeline):
 
     def __init__(self, spec: SaliencySpec, ctx: PipelineContext) -> None:
         super().__init__(spec, ctx)
-        self.batch_size = spec.batch_size or (16 if spec.method == "gradient" else 64)
+        self.batch_size = spec.batch_size or (64 if spec.method == "spectral_residual" else 16)
+        self.options = MapOptions(
+            method=spec.method,
+            smoothgrad_samples=spec.smoothgrad_samples,
+            smoothgrad_noise=spec.smoothgrad_noise,
+            ig_steps=spec.ig_steps,
+            ig_baseline=spec.ig_baseline,
+            grad_cam_layer=spec.grad_cam_layer,
+            internal_batch_size=spec.internal_batch_size,
+        )
 
     def run_batch(self, items: list[Item]) -> list[Outcome]:
         if self.spec.method == "spectral_residual":
             return self._spectral(items)
-        return self._gradient(items)
+        return self._model_based(items)
 
     def _spectral(self, items: list[Item]) -> list[Outcome]:
         if self.spec.implementation == "opencv":
@@ -57,15 +67,19 @@ class SaliencyPipeline(MapPipeline):
             data = render.encode_png(np.repeat(binary[:, :, None], 3, axis=2))
             outcome.outputs["binary_map"] = self.ctx.write(item, "binary_map.png", data, "image/png")
 
-    def _gradient(self, items: list[Item]) -> list[Outcome]:
+    def _model_based(self, items: list[Item]) -> list[Outcome]:
         if self.spec.model is None:
-            raise ValueError("method 'gradient' needs a model")
+            raise ValueError(f"method '{self.spec.method}' needs a model")
         loaded = self.ctx.model(self.spec.model)
         ref = loaded.ref
         tensors = [torch.from_numpy(item.image).permute(2, 0, 1) for item in items]
         inputs = preprocess(tensors, ref.input_size, ref.preprocessing, self.ctx.device)
+        black = preprocess(
+            [torch.zeros(3, 1, 1, dtype=torch.uint8)], ref.input_size, ref.preprocessing, self.ctx.device
+        )
         target = None if self.spec.target == "predicted" else int(self.spec.target)
-        result = gradient_saliency(loaded.module, inputs, target)
+        result = model_maps(loaded.module, inputs, target, self.options, black)
+        self.options = replace(self.options, internal_batch_size=result.batch_size)  # keep what fitted
         probs = result.logits.softmax(dim=1)
         k = min(self.spec.top_k, probs.shape[1])
         top_p, top_i = probs.topk(k, dim=1)
