@@ -30,6 +30,26 @@ class _Spec(BaseModel):
         return value
 
 
+class TopClasses(BaseModel):
+    """Explain each of the k most probable classes (one map per class and image)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    top_k: int = Field(..., ge=1, le=10)
+
+
+class Unit(BaseModel):
+    """A hidden unit: a channel of a named layer, at a position of its grid (default: the most active)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    layer: str = Field(..., min_length=1, max_length=200, examples=["features.7"])
+    channel: int = Field(..., ge=0)
+    position: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]] | None = Field(
+        None, description="[row, column] in the layer's output grid; null: the unit's most active position per image"
+    )
+
+
 class SaliencySpec(_Spec):
     """Saliency maps for every image of an archive.
 
@@ -68,7 +88,11 @@ class SaliencySpec(_Spec):
         le=4096,
         description="Forward/backward passes per chunk (smoothgrad, integrated_gradients); halves on OOM",
     )
-    target: Literal["predicted"] | int = Field("predicted", description="'predicted' or a class index")
+    target: Literal["predicted"] | int | TopClasses | Unit = Field(
+        "predicted",
+        description="'predicted', a class index, {'top_k': k}, or a hidden unit {'layer', 'channel', 'position'}",
+    )
+    signed: bool = Field(False, description="gradient: also write the signed map (red: brightening raises the score)")
     top_k: int = Field(5, ge=1, le=50, description="Predictions listed per item (gradient)")
     colormap: Literal["inferno", "jet", "viridis", "turbo", "gray"] = "inferno"
     overlay_alpha: float = Field(0.7, ge=0.0, le=1.0, description="Heat opacity where the map is at its top")
@@ -86,6 +110,12 @@ class SaliencySpec(_Spec):
                 raise ValueError(f"method '{self.method}' needs a model")
             if isinstance(self.target, int) and not 0 <= self.target < self.model.num_classes:
                 raise ValueError(f"target must be in [0, {self.model.num_classes})")
+            if isinstance(self.target, TopClasses) and self.target.top_k > self.model.num_classes:
+                raise ValueError(f"target.top_k is more than the model's {self.model.num_classes} classes")
+        if isinstance(self.target, Unit) and self.method != "gradient":
+            raise ValueError("hidden-unit targets need method 'gradient'")
+        if self.signed and self.method != "gradient":
+            raise ValueError("signed maps need method 'gradient'")
         return self
 
 

@@ -119,6 +119,16 @@ def test_idempotent_resubmission(client: TestClient, tmp_path: Path) -> None:
         ({"method": "gradient", "model": {"arch": "resnet18", "weights": "http://evil/x.pt"}}, "model"),
         ({"method": "gradient", "model": {"preset": "squeezenet1_1-imagenet"}, "target": 1000}, "body"),
         ({"top_k": 0}, "top_k"),
+        (
+            {
+                "method": "grad_cam",
+                "model": {"preset": "squeezenet1_1-imagenet"},
+                "target": {"layer": "x", "channel": 0},
+            },
+            "body",
+        ),
+        ({"method": "gradient", "model": {"preset": "squeezenet1_1-imagenet"}, "target": {"top_k": 0}}, "target"),
+        ({"method": "smoothgrad", "model": {"preset": "squeezenet1_1-imagenet"}, "signed": True}, "body"),
         ({"overlay_alpha": 1.5}, "overlay_alpha"),
         ({"input": "http://example.com/a.tar"}, "input"),
         ({"unknown_field": 1}, "unknown_field"),

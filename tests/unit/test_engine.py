@@ -142,3 +142,29 @@ def test_model_based_methods_run_as_jobs(local_settings: Settings, tmp_path: Pat
         manifest = services.storage.get_json(keys.manifest("local", job_id))
         ok = [item for item in manifest["items"] if item["status"] == "ok"]
         assert len(ok) == 4 and all(item["method"] == method and "predictions" in item for item in ok), method
+
+
+def test_top_classes_units_and_signed_maps(local_settings: Settings, tmp_path: Path) -> None:
+    archive = tmp_path / "in.tar"
+    tar_with_broken_members(archive, good=2, huge_bytes=10)
+    model = {"arch": "tiny_cnn", "num_classes": 5, "input_size": 32}
+    cases: list[tuple[dict[str, Any], set[str]]] = [
+        ({"target": {"top_k": 3}}, {"heatmap_rank1", "overlay_rank3"}),
+        ({"target": {"layer": "features.3", "channel": 4}, "signed": True}, {"heatmap", "signed", "receptive_field"}),
+        ({"target": 2, "signed": True, "raw_map": True}, {"heatmap", "signed", "raw_map"}),
+    ]
+    for extra, expected_outputs in cases:
+        spec = {"kind": "saliency", "method": "gradient", "model": model, **extra}
+        services, job_id = submit(local_settings, archive, spec)
+        run_job_inprocess(local_settings, "local", job_id)
+        ok = [i for i in services.storage.get_json(keys.manifest("local", job_id))["items"] if i["status"] == "ok"]
+        assert len(ok) == 3, extra
+        for item in ok:
+            assert expected_outputs <= set(item["outputs"]), (extra, item["outputs"].keys())
+            if "top_k" in str(extra):
+                assert [t["class"] for t in item["targets"]] == [p["class"] for p in item["predictions"][:3]]
+            if "layer" in str(extra):
+                unit = item["unit"]
+                assert unit["channel"] == 4 and len(unit["position"]) == 2 and len(unit["receptive_field"]) == 4
+            if extra.get("target") == 2:
+                assert item["target"]["class"] == 2

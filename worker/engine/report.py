@@ -39,6 +39,13 @@ def _thumbnail(storage: Storage, key: str, size: int = 200) -> str | None:
 
 def _caption(item: dict[str, Any]) -> str:
     text = html.escape(item["name"])
+    unit = item.get("unit")
+    if unit:
+        where = f" at {unit['position']}" if unit.get("position") else ""
+        text += f"<br>unit <b>{html.escape(unit['layer'])}:{unit['channel']}</b>{where}, activation {unit['activation']:.3g}"
+    boxes = item.get("boxes")
+    if boxes is not None:
+        text += f"<br>{len(boxes)} object box(es)"
     target = item.get("target")
     if target:
         prob = next((p["probability"] for p in item.get("predictions", []) if p["class"] == target["class"]), None)

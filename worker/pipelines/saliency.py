@@ -1,5 +1,7 @@
-"""The ``saliency`` job kind: per image a heatmap PNG, an overlay JPEG, optionally the raw map,
-and for model-based methods the top-k predictions with class names."""
+"""The ``saliency`` job kind. Per image: heatmap PNG and overlay JPEG for each explained target,
+optionally the raw and signed maps; the top-k predictions with class names; for a hidden unit its
+activation, position and receptive field (a crop of the image beside the crop of its gradient); for
+spectral residual the object map and its boxes."""
 
 from __future__ import annotations
 
@@ -9,14 +11,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from shared.specs import SaliencySpec
+from shared.specs import SaliencySpec, TopClasses, Unit
 from worker.nets.zoo import preprocess
-from worker.pipelines.base import Item, MapPipeline, Outcome, PipelineContext
+from worker.pipelines.base import Item, LoadedModel, MapPipeline, Outcome, PipelineContext
 from worker.render import images as render
 from worker.saliency import objects
 from worker.saliency.model_maps import MapOptions, model_maps
 from worker.saliency.spectral import spectral_residual
 from worker.saliency.spectral_torch import spectral_residual_batch
+from worker.saliency.units import unit_saliency
 
 
 class SaliencyPipeline(MapPipeline):
@@ -40,6 +43,8 @@ class SaliencyPipeline(MapPipeline):
             return self._spectral(items)
         return self._model_based(items)
 
+    # --- spectral residual -------------------------------------------------------------------
+
     def _spectral(self, items: list[Item]) -> list[Outcome]:
         if self.spec.implementation == "opencv":
             maps = [spectral_residual(item.image) for item in items]
@@ -48,7 +53,8 @@ class SaliencyPipeline(MapPipeline):
             maps = [m.cpu().numpy() for m in spectral_residual_batch(tensors, self.ctx.device)]
         outcomes = []
         for item, saliency in zip(items, maps, strict=True):
-            outcome = self._emit(item, saliency, {})
+            outcome = self._outcome(item)
+            self._add_maps(outcome, item, saliency)
             self._objects(item, saliency, outcome)
             outcomes.append(outcome)
         return outcomes
@@ -67,61 +73,134 @@ class SaliencyPipeline(MapPipeline):
             data = render.encode_png(np.repeat(binary[:, :, None], 3, axis=2))
             outcome.outputs["binary_map"] = self.ctx.write(item, "binary_map.png", data, "image/png")
 
+    # --- model-based methods -----------------------------------------------------------------
+
     def _model_based(self, items: list[Item]) -> list[Outcome]:
         if self.spec.model is None:
             raise ValueError(f"method '{self.spec.method}' needs a model")
         loaded = self.ctx.model(self.spec.model)
-        ref = loaded.ref
+        size, mode = loaded.ref.input_size, loaded.ref.preprocessing
         tensors = [torch.from_numpy(item.image).permute(2, 0, 1) for item in items]
-        inputs = preprocess(tensors, ref.input_size, ref.preprocessing, self.ctx.device)
-        black = preprocess(
-            [torch.zeros(3, 1, 1, dtype=torch.uint8)], ref.input_size, ref.preprocessing, self.ctx.device
-        )
-        target = None if self.spec.target == "predicted" else int(self.spec.target)
-        result = model_maps(loaded.module, inputs, target, self.options, black)
-        self.options = replace(self.options, internal_batch_size=result.batch_size)  # keep what fitted
-        probs = result.logits.softmax(dim=1)
-        k = min(self.spec.top_k, probs.shape[1])
-        top_p, top_i = probs.topk(k, dim=1)
-        maps = result.maps.cpu().numpy()
+        inputs = preprocess(tensors, size, mode, self.ctx.device)
+        if isinstance(self.spec.target, Unit):
+            return self._units(items, loaded, inputs, self.spec.target)
+        black = preprocess([torch.zeros(3, 1, 1, dtype=torch.uint8)], size, mode, self.ctx.device)
+        targets: list[int | torch.Tensor | None]
+        if isinstance(self.spec.target, TopClasses):
+            with torch.no_grad():
+                ranked = loaded.module(inputs).topk(self.spec.target.top_k, dim=1).indices
+            targets = [ranked[:, rank] for rank in range(self.spec.target.top_k)]
+        else:
+            targets = [None if self.spec.target == "predicted" else int(self.spec.target)]
+        results = []
+        for target in targets:
+            results.append(model_maps(loaded.module, inputs, target, self.options, black))
+            self.options = replace(self.options, internal_batch_size=results[-1].batch_size)  # keep what fitted
         outcomes = []
         for row, item in enumerate(items):
-            predictions = [
-                {
-                    "class": int(c),
-                    "label": _label(loaded.class_names, int(c)),
-                    "probability": round(float(p), 6),
-                    "logit": round(float(result.logits[row, int(c)]), 4),
-                }
-                for p, c in zip(top_p[row].tolist(), top_i[row].tolist(), strict=True)
-            ]
-            target_class = int(result.targets[row])
-            data = {
-                "predictions": predictions,
-                "target": {"class": target_class, "label": _label(loaded.class_names, target_class)},
-            }
-            outcomes.append(self._emit(item, maps[row], data))
+            outcome = self._outcome(item)
+            outcome.data["predictions"] = _predictions(loaded, results[0].logits[row], self.spec.top_k)
+            explained = []
+            for rank, result in enumerate(results, start=1):
+                suffix = f"_rank{rank}" if len(results) > 1 else ""
+                signed = result.signed[row].cpu().numpy() if self.spec.signed and result.signed is not None else None
+                self._add_maps(outcome, item, result.maps[row].cpu().numpy(), suffix, signed)
+                cls = int(result.targets[row])
+                explained.append({"class": cls, "label": _label(loaded.class_names, cls), "outputs_suffix": suffix})
+            outcome.data["target"] = explained[0] if len(explained) == 1 else None
+            if len(explained) > 1:
+                outcome.data["targets"] = explained
+            outcomes.append(outcome)
         return outcomes
 
-    def _emit(self, item: Item, saliency: np.ndarray, data: dict[str, Any]) -> Outcome:
+    def _units(self, items: list[Item], loaded: LoadedModel, inputs: torch.Tensor, unit: Unit) -> list[Outcome]:
+        result = unit_saliency(loaded.module, inputs, unit.layer, unit.channel, unit.position)
+        size = loaded.ref.input_size
+        outcomes = []
+        for row, item in enumerate(items):
+            outcome = self._outcome(item)
+            saliency = result.maps[row].cpu().numpy()
+            signed = result.signed[row].cpu().numpy() if self.spec.signed else None
+            self._add_maps(outcome, item, saliency, "", signed)
+            height, width = item.image.shape[:2]
+            box = result.support[row]
+            field = None
+            if box is not None:  # input grid -> image pixels (the image was resized whole)
+                field = [
+                    int(box[0] * width / size),
+                    int(box[1] * height / size),
+                    max(int(box[0] * width / size) + 1, round(box[2] * width / size)),
+                    max(int(box[1] * height / size) + 1, round(box[3] * height / size)),
+                ]
+                crop = _receptive_field_picture(item.image, saliency, field, self.spec.colormap)
+                outcome.outputs["receptive_field"] = self.ctx.write(item, "receptive_field.jpg", crop, "image/jpeg")
+            position = result.positions[row]
+            outcome.data["unit"] = {
+                "layer": unit.layer,
+                "channel": unit.channel,
+                "position": list(position) if position is not None else None,
+                "activation": round(float(result.activations[row]), 6),
+                "receptive_field": field,
+            }
+            outcome.data["predictions"] = []
+            outcomes.append(outcome)
+        return outcomes
+
+    # --- pictures ----------------------------------------------------------------------------
+
+    def _outcome(self, item: Item) -> Outcome:
+        height, width = item.image.shape[:2]
+        return Outcome(data={"width": width, "height": height, "method": self.spec.method})
+
+    def _add_maps(
+        self, outcome: Outcome, item: Item, saliency: np.ndarray, suffix: str = "", signed: np.ndarray | None = None
+    ) -> None:
         height, width = item.image.shape[:2]
         out_w, out_h = render.fit_within(width, height, self.spec.max_output_side)
         full = render.normalise(render.resize_map(saliency, out_w, out_h), self.spec.clip_percentile)
         picture = render.resize_map(item.image, out_w, out_h) if (out_w, out_h) != (width, height) else item.image
         heat = render.colorize(full, self.spec.colormap)
-        outputs = {
-            "heatmap": self.ctx.write(item, "heatmap.png", render.encode_png(heat), "image/png"),
-            "overlay": self.ctx.write(
-                item,
-                "overlay.jpg",
-                render.encode_jpeg(render.overlay(picture, heat, self.spec.overlay_alpha, full)),
-                "image/jpeg",
-            ),
-        }
+        overlay = render.overlay(picture, heat, self.spec.overlay_alpha, full)
+        write = self.ctx.write
+        outcome.outputs["heatmap" + suffix] = write(item, f"heatmap{suffix}.png", render.encode_png(heat), "image/png")
+        outcome.outputs["overlay" + suffix] = write(
+            item, f"overlay{suffix}.jpg", render.encode_jpeg(overlay), "image/jpeg"
+        )
         if self.spec.raw_map:
-            raw = render.normalise(saliency).astype(np.float16)
-            outputs["raw_map"] = self.ctx.write(item, "map.npy", render.encode_npy(raw), "application/octet-stream")
-        return Outcome(outputs=outputs, data={**data, "width": width, "height": height, "method": self.spec.method})
+            raw = render.encode_npy(render.normalise(saliency).astype(np.float16))
+            outcome.outputs["raw_map" + suffix] = write(item, f"map{suffix}.npy", raw, "application/octet-stream")
+        if signed is not None:
+            diverging = render.diverging(render.resize_map(signed, out_w, out_h), self.spec.clip_percentile)
+            outcome.outputs["signed" + suffix] = write(
+                item, f"signed{suffix}.png", render.encode_png(diverging), "image/png"
+            )
+
+
+def _predictions(loaded: LoadedModel, logits: torch.Tensor, top_k: int) -> list[dict[str, Any]]:
+    probs = logits.softmax(dim=0)
+    values, indices = probs.topk(min(top_k, probs.shape[0]))
+    return [
+        {
+            "class": int(c),
+            "label": _label(loaded.class_names, int(c)),
+            "probability": round(float(p), 6),
+            "logit": round(float(logits[int(c)]), 4),
+        }
+        for p, c in zip(values.tolist(), indices.tolist(), strict=True)
+    ]
+
+
+def _receptive_field_picture(image: np.ndarray, saliency: np.ndarray, box: list[int], colormap: str) -> bytes:
+    """The image inside the unit's receptive field beside the gradient there, both 160 px tall."""
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = box
+    heat = render.colorize(render.normalise(render.resize_map(saliency, width, height), 99.5), colormap)
+    crops = [image[y0:y1, x0:x1], heat[y0:y1, x0:x1]]
+    scale = 160 / max(1, y1 - y0)
+    target_w = max(1, round((x1 - x0) * scale))
+    resized = [render.resize_map(crop, target_w, 160) for crop in crops]
+    gap = np.full((160, 4, 3), 255, dtype=np.uint8)
+    return render.encode_jpeg(np.concatenate([resized[0], gap, resized[1]], axis=1))
 
 
 def _label(names: list[str] | None, index: int) -> str:

@@ -48,6 +48,17 @@ def colorize(saliency01: np.ndarray, colormap: str) -> np.ndarray:
     return cv2.applyColorMap(gray, _COLORMAPS[colormap])[:, :, ::-1].copy()
 
 
+def diverging(signed: np.ndarray, percentile: float = 100.0) -> np.ndarray:
+    """RGB picture of a signed map: red where positive, blue where negative, white at zero."""
+    scaled = normalise(np.abs(signed), percentile) * np.sign(signed)
+    out = np.full(signed.shape + (3,), 255.0, dtype=np.float32)
+    positive, negative = np.clip(scaled, 0, 1), np.clip(-scaled, 0, 1)
+    out[:, :, 1] -= 255.0 * (positive + negative)  # green fades on both sides
+    out[:, :, 2] -= 255.0 * positive  # red remains where positive
+    out[:, :, 0] -= 255.0 * negative  # blue remains where negative
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
 def overlay(image_rgb: np.ndarray, heat_rgb: np.ndarray, alpha: float, saliency01: np.ndarray) -> np.ndarray:
     """The heatmap over the image, opaque where salient and clear where not (weight alpha * map)."""
     weight = (alpha * saliency01)[:, :, None]

@@ -15,6 +15,7 @@ from torch import nn
 @dataclass
 class GradientResult:
     maps: torch.Tensor  # (B, H, W) float32, max over channels of |grad|
+    signed: torch.Tensor  # (B, H, W) float32, sum over channels of grad: > 0 where brightening raises the score
     logits: torch.Tensor  # (B, num_classes), detached
     targets: torch.Tensor  # (B,) the class each map explains
 
@@ -38,4 +39,9 @@ def gradient_saliency(
             targets = target.to(logits.device)
         score = logits.gather(1, targets[:, None]).sum()
         (grad,) = torch.autograd.grad(score, x)
-    return GradientResult(maps=grad.abs().amax(dim=1).float(), logits=logits.detach().float(), targets=targets)
+    return GradientResult(
+        maps=grad.abs().amax(dim=1).float(),
+        signed=grad.sum(dim=1).float(),
+        logits=logits.detach().float(),
+        targets=targets,
+    )

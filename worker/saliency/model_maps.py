@@ -25,21 +25,28 @@ class MapOptions:
 @dataclass
 class ModelMaps:
     maps: torch.Tensor  # (B, H, W) float32, non-negative
+    signed: torch.Tensor | None  # (B, H, W) for the plain gradient: sum over RGB of the gradient
     logits: torch.Tensor  # (B, classes)
     targets: torch.Tensor  # (B,)
     batch_size: int  # the internal batch size that fitted (after any out-of-memory back-off)
 
 
 def model_maps(
-    model: nn.Module, x: torch.Tensor, target: int | None, options: MapOptions, black: torch.Tensor
+    model: nn.Module, x: torch.Tensor, target: int | torch.Tensor | None, options: MapOptions, black: torch.Tensor
 ) -> ModelMaps:
-    """``black`` is a black image in the model's input space (the 'black' IG baseline)."""
+    """Maps of ``target`` (None: the predicted class; an int; or one class per image).
+    ``black`` is a black image in the model's input space (the 'black' IG baseline)."""
     if options.method == "gradient":
         result = gradient_saliency(model, x, target)
-        return ModelMaps(result.maps, result.logits, result.targets, options.internal_batch_size)
+        return ModelMaps(result.maps, result.signed, result.logits, result.targets, options.internal_batch_size)
     with torch.no_grad():
         logits = model(x).float()
-    targets = logits.argmax(dim=1) if target is None else torch.full_like(logits[:, 0], target, dtype=torch.long)
+    if target is None:
+        targets = logits.argmax(dim=1)
+    elif isinstance(target, int):
+        targets = torch.full_like(logits[:, 0], target, dtype=torch.long)
+    else:
+        targets = target.to(logits.device)
     size = options.internal_batch_size
     if options.method == "smoothgrad":
         maps, size = attribution.with_oom_backoff(
@@ -58,4 +65,4 @@ def model_maps(
         maps = attribution.grad_cam(model, layer, x, targets)
     else:
         raise ValueError(f"unknown model-based method {options.method!r}")
-    return ModelMaps(maps.detach().float(), logits, targets, size)
+    return ModelMaps(maps.detach().float(), None, logits, targets, size)
