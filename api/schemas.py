@@ -73,6 +73,10 @@ class Results(BaseModel):
     report: str | None = Field(None, description="Presigned URL of the HTML report")
     manifest: str | None = Field(None, description="Presigned URL of manifest.json")
     summary: dict[str, Any] | None = None
+    files: dict[str, str] = Field(
+        default_factory=dict,
+        description="Job-level outputs (a trained model, its config, metrics, curves) -> presigned URL",
+    )
     error: str | None = None
 
 

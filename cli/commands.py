@@ -16,6 +16,9 @@ from cli.client import Client
 from cli.samples import sample_archive
 from shared.settings import get_settings
 
+URI_SCHEMES = ("upload://", "s3://", "builtin:")
+"""Inputs the service reads itself; anything else given as input is a local file to upload."""
+
 
 def load_spec(source: str | None, overrides: list[str]) -> dict[str, Any]:
     """A spec from a JSON file ('-' for stdin, nothing for {}), then KEY=VALUE overrides (dotted keys,
@@ -44,7 +47,7 @@ def load_spec(source: str | None, overrides: list[str]) -> dict[str, Any]:
 def resolve_input(client: Client, spec: dict[str, Any]) -> dict[str, Any]:
     """A local archive path as input is uploaded first and replaced by its upload:// URI."""
     value = spec.get("input")
-    if isinstance(value, str) and not value.startswith(("upload://", "s3://")):
+    if isinstance(value, str) and not value.startswith(URI_SCHEMES):
         path = Path(value)
         if not path.is_file():
             raise SystemExit(f"input {value!r} is neither a file nor an upload:// or s3:// URI")
@@ -70,7 +73,7 @@ def run_inprocess(spec: dict[str, Any]) -> dict[str, Any]:
     services = Services.from_settings(settings, lambda name, args: None)
     tenant = "local"
     value = spec.get("input")
-    if isinstance(value, str) and not value.startswith(("upload://", "s3://")):
+    if isinstance(value, str) and not value.startswith(URI_SCHEMES):
         path = Path(value)
         upload_id = new_id("u_")
         with path.open("rb") as handle:

@@ -85,3 +85,25 @@ def upload(tenant: str, upload_id: str, filename: str) -> str:
 
 def uploads_prefix(tenant: str, upload_id: str) -> str:
     return tenant_prefix(tenant) + f"uploads/{safe_component(upload_id)}/"
+
+
+def checkpoint(tenant: str, job_id: str, step: int) -> str:
+    return job_prefix(tenant, job_id) + f"checkpoints/step-{step:06d}.safetensors"
+
+
+def checkpoint_latest(tenant: str, job_id: str) -> str:
+    """A small JSON pointer to the newest complete checkpoint (written after the checkpoint itself)."""
+    return job_prefix(tenant, job_id) + "checkpoints/latest.json"
+
+
+def model_weights(tenant: str, job_id: str) -> str:
+    return job_prefix(tenant, job_id) + "model/model.safetensors"
+
+
+def model_config(tenant: str, job_id: str) -> str:
+    return job_prefix(tenant, job_id) + "model/config.json"
+
+
+def training_file(tenant: str, job_id: str, name: str) -> str:
+    """metrics.jsonl, curves.png and the like."""
+    return job_prefix(tenant, job_id) + safe_component(name)

@@ -48,10 +48,13 @@ PRESETS: dict[str, dict[str, object]] = {
 
 
 class ModelRef(BaseModel):
-    """A network to explain. Give a ``preset`` name, or ``arch`` with explicit weights."""
+    """A network to explain: a ``job`` that trained one, a ``preset`` name, or ``arch`` with explicit weights."""
 
     model_config = ConfigDict(extra="forbid")
 
+    job: str | None = Field(
+        None, max_length=64, description="The classifier trained by this classifier_train job (same tenant)"
+    )
     preset: str | None = Field(None, description=f"One of: {', '.join(PRESETS)}", examples=["squeezenet1_1-imagenet"])
     arch: str | None = Field(None, description=f"One of: {', '.join(ARCHITECTURES)}")
     weights: str | None = Field(
@@ -76,8 +79,14 @@ class ModelRef(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> ModelRef:
+        if self.job is not None:
+            if self.arch is not None or self.weights is not None or self.preset is not None:
+                raise ValueError("a 'job' model takes its architecture and weights from that job: give nothing else")
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", self.job):
+                raise ValueError("job must be a job id")
+            return self
         if self.arch is None:
-            raise ValueError("give either 'preset' or 'arch'")
+            raise ValueError("give 'job', 'preset' or 'arch'")
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"unknown arch {self.arch!r}; known: {', '.join(ARCHITECTURES)}")
         if self.weights is not None and not _WEIGHTS.match(self.weights):

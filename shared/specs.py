@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
-from shared.models import ModelRef
+from shared.models import ARCHITECTURES, ModelRef
 
 _INPUT = re.compile(r"^(upload://[A-Za-z0-9_-]+|s3://[a-z0-9][a-z0-9.-]{1,62}/\S*)$")
 
@@ -108,9 +108,10 @@ class SaliencySpec(_Spec):
         if self.method != "spectral_residual":
             if self.model is None:
                 raise ValueError(f"method '{self.method}' needs a model")
-            if isinstance(self.target, int) and not 0 <= self.target < self.model.num_classes:
+            known = self.model.job is None  # a trained job's class count is known only when it loads
+            if known and isinstance(self.target, int) and not 0 <= self.target < self.model.num_classes:
                 raise ValueError(f"target must be in [0, {self.model.num_classes})")
-            if isinstance(self.target, TopClasses) and self.target.top_k > self.model.num_classes:
+            if known and isinstance(self.target, TopClasses) and self.target.top_k > self.model.num_classes:
                 raise ValueError(f"target.top_k is more than the model's {self.model.num_classes} classes")
         if isinstance(self.target, Unit) and self.method != "gradient":
             raise ValueError("hidden-unit targets need method 'gradient'")
@@ -119,15 +120,71 @@ class SaliencySpec(_Spec):
         return self
 
 
-JobSpec = Annotated[SaliencySpec, Field(discriminator="kind")]
+_TRAIN_INPUT = re.compile(r"^(builtin:(shapes|digits)|upload://[A-Za-z0-9_-]+|s3://[a-z0-9][a-z0-9.-]{1,62}/\S+)$")
+
+
+class ClassifierTrainSpec(BaseModel):
+    """Train a small CNN, or fine-tune a torchvision backbone, on a labelled data set.
+
+    ``input``: ``builtin:shapes`` (one shape on clutter, with boxes), ``builtin:digits`` (scikit-learn's
+    8x8 digits), or an archive in the ImageFolder layout (one folder per class). Training runs as
+    bounded steps that checkpoint to the store and resume after a crash; later jobs refer to the model
+    as ``{"job": "<id>"}``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["classifier_train"]
+    name: str | None = Field(None, max_length=200)
+    input: str = Field(
+        ..., examples=["builtin:shapes"], description="builtin:shapes, builtin:digits, upload://ID, s3://..."
+    )
+    arch: str = Field("tiny_cnn", description="Any architecture of the model zoo")
+    weights: str | None = Field(
+        None, description="Start from these weights (fine-tuning); the classifier layer is replaced"
+    )
+    input_size: int = Field(64, ge=16, le=512)
+    preprocessing: Literal["imagenet", "symmetric", "unit"] = "unit"
+    epochs: int = Field(5, ge=1, le=1000)
+    batch_size: int = Field(64, ge=1, le=4096)
+    learning_rate: float = Field(2e-3, gt=0.0, le=10.0)
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0)
+    seed: int = Field(0, ge=0)
+    train_items: int = Field(4000, ge=10, le=1_000_000, description="builtin:shapes: training images generated")
+    test_items: int = Field(1000, ge=10, le=1_000_000, description="builtin:shapes: test images generated")
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Other inputs: share held out for testing")
+    max_items: int = Field(200_000, ge=10, le=2_000_000, description="Archives: images held in memory at most")
+    step_seconds: float = Field(120.0, ge=1.0, le=1200.0, description="Training time per bounded step")
+
+    @field_validator("input")
+    @classmethod
+    def _input_uri(cls, value: str) -> str:
+        if not _TRAIN_INPUT.match(value):
+            raise ValueError("input must be builtin:shapes, builtin:digits, upload://ID or s3://bucket/archive")
+        return value
+
+    @field_validator("arch")
+    @classmethod
+    def _arch(cls, value: str) -> str:
+        if value not in ARCHITECTURES:
+            raise ValueError(f"unknown arch {value!r}; known: {', '.join(ARCHITECTURES)}")
+        return value
+
+
+JobSpec = Annotated[SaliencySpec | ClassifierTrainSpec, Field(discriminator="kind")]
 """All job kinds, discriminated by ``kind``. New kinds join this union."""
+
+AnySpec = SaliencySpec | ClassifierTrainSpec
 
 MAP_KINDS = frozenset({"saliency"})
 """Kinds with one output per input item (planned into shards)."""
 
-_ADAPTER: TypeAdapter[SaliencySpec] = TypeAdapter(JobSpec)
+TRAIN_KINDS = frozenset({"classifier_train"})
+"""Kinds that run as a chain of bounded training steps."""
+
+_ADAPTER: TypeAdapter[AnySpec] = TypeAdapter(JobSpec)
 
 
-def parse_spec(data: object) -> SaliencySpec:
+def parse_spec(data: object) -> AnySpec:
     """Validate a spec from plain data (raises pydantic.ValidationError)."""
     return _ADAPTER.validate_python(data)

@@ -18,8 +18,9 @@ from worker.engine.context import resolve_device
 from worker.engine.finalize import finalize_job
 from worker.engine.lifecycle import STARTABLE, start_job
 from worker.engine.models import ModelCache
-from worker.engine.services import FINALIZE_TASK, PLAN_TASK, SHARD_TASK, Services
+from worker.engine.services import FINALIZE_TASK, PLAN_TASK, SHARD_TASK, TRAIN_STEP_TASK, Services
 from worker.engine.shard import abandon_shard, run_shard
+from worker.engine.training import train_step
 
 log = logging.getLogger(__name__)
 
@@ -80,3 +81,17 @@ def finalize(self: Task, tenant: str, job_id: str) -> None:
         finalize_job(rt.services, tenant, job_id)
     except RuntimeError as exc:  # a shard manifest not visible yet: try again shortly
         raise self.retry(exc=exc, countdown=3, max_retries=20) from exc
+
+
+@app.task(name=TRAIN_STEP_TASK, bind=True, **RETRY)
+def train(self: Task, tenant: str, job_id: str, step: int) -> None:
+    rt = runtime()
+    try:
+        train_step(rt.services, rt.models, rt.device, tenant, job_id, step)
+    except Retryable:
+        raise
+    except Exception as exc:
+        log.exception("training step %s of job %s failed", step, job_id)
+        if self.request.retries < rt.services.settings.max_deliveries:
+            raise self.retry(exc=exc, countdown=5) from exc
+        rt.services.jobs.transition(tenant, job_id, JobStatus.failed, STARTABLE, error=f"training failed: {exc}")

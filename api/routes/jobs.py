@@ -36,7 +36,7 @@ def _check_input(state: State, tenant: str, spec: JobSpec) -> None:
                 "input: upload not found or never PUT",
                 [{"field": "input", "message": "upload not found or its bytes were never PUT"}],
             )
-    elif not state.settings.resolved_storage_url().startswith("s3://"):
+    elif uri.startswith("s3://") and not state.settings.resolved_storage_url().startswith("s3://"):
         raise ApiError(
             422,
             "validation_error",
@@ -137,6 +137,10 @@ def results(
         )
     page = manifest["items"][offset : offset + limit]
     summary = state.storage.get_json(keys.summary(tenant, job_id))
+    files: dict[str, str] = {}
+    if state.storage.exists(keys.training_file(tenant, job_id, "outputs.json")):
+        job_outputs = state.storage.get_json(keys.training_file(tenant, job_id, "outputs.json"))
+        files = {name: absolute(request, state.storage.presign_get(key, ttl)) for name, key in job_outputs.items()}
     return Results(
         job=job_id,
         status=record.status,
@@ -147,6 +151,7 @@ def results(
         report=absolute(request, state.storage.presign_get(keys.report(tenant, job_id), ttl)),
         manifest=absolute(request, state.storage.presign_get(keys.manifest(tenant, job_id), ttl)),
         summary=summary,
+        files=files,
         error=record.error,
     )
 

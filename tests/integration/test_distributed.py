@@ -85,3 +85,16 @@ def test_s3_prefix_input(stack: Stack) -> None:
         own = client.post("/v1/jobs", json={**SPEC, "input": f"s3://{stack.bucket}/tenants/bob/"}).json()  # type: ignore[attr-defined]
         refused = wait_for_job(client, own["id"])
         assert refused["status"] == "failed" and "own storage area" in refused["error"]
+
+
+def test_training_chain_over_celery_then_explain_with_it(stack: Stack, tmp_path: Path) -> None:
+    spec = {"kind": "classifier_train", "input": "builtin:digits", "input_size": 16, "epochs": 6, "step_seconds": 1}
+    with stack.client("key-a") as client:
+        job = client.post("/v1/jobs", json=spec).json()
+        final = wait_for_job(client, job["id"], timeout=240)
+        assert final["status"] == "succeeded", stack.logs()
+        assert final["progress"] == {"total": 6, "done": 6, "failed": 0}
+        results = client.get(f"/v1/jobs/{job['id']}/results").json()
+        assert results["summary"]["test_accuracy"] > 0.85
+        assert httpx.get(results["files"]["model"]).status_code == 200
+        assert client.get(f"/v1/jobs/{job['id']}", headers={"Authorization": "Bearer key-b"}).status_code == 404

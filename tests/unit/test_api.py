@@ -143,6 +143,26 @@ def test_bad_specs_are_422_naming_the_field(client: TestClient, patch: dict[str,
     assert client.get("/v1/jobs", headers=KEYS).json()["items"] == []  # nothing queued
 
 
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"kind": "classifier_train", "input": "builtin:cifar"}, "input"),
+        ({"kind": "classifier_train", "input": "builtin:shapes", "arch": "gpt"}, "arch"),
+        ({"kind": "classifier_train", "input": "builtin:shapes", "epochs": 0}, "epochs"),
+        ({"kind": "saliency", "input": "upload://u", "model": {"job": "j_1", "arch": "resnet18"}}, "model"),
+    ],
+)
+def test_bad_training_specs_are_422(client: TestClient, spec: dict[str, object], field: str) -> None:
+    response = client.post("/v1/jobs", json=spec, headers=KEYS)
+    assert response.status_code == 422, response.text
+    assert any(f["field"].startswith(field) for f in response.json()["error"]["fields"])
+
+
+def test_training_job_is_accepted(client: TestClient) -> None:
+    response = client.post("/v1/jobs", json={"kind": "classifier_train", "input": "builtin:shapes"}, headers=KEYS)
+    assert response.status_code == 201 and response.json()["kind"] == "classifier_train"
+
+
 def test_upload_limits_are_413(client: TestClient) -> None:
     too_big = client.post("/v1/uploads", json={"filename": "a.tar", "size": 10**15}, headers=KEYS)
     assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "too_large"

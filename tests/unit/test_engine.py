@@ -150,7 +150,7 @@ def test_top_classes_units_and_signed_maps(local_settings: Settings, tmp_path: P
     model = {"arch": "tiny_cnn", "num_classes": 5, "input_size": 32}
     cases: list[tuple[dict[str, Any], set[str]]] = [
         ({"target": {"top_k": 3}}, {"heatmap_rank1", "overlay_rank3"}),
-        ({"target": {"layer": "features.3", "channel": 4}, "signed": True}, {"heatmap", "signed", "receptive_field"}),
+        ({"target": {"layer": "features.4", "channel": 4}, "signed": True}, {"heatmap", "signed", "receptive_field"}),
         ({"target": 2, "signed": True, "raw_map": True}, {"heatmap", "signed", "raw_map"}),
     ]
     for extra, expected_outputs in cases:

@@ -18,7 +18,7 @@ def _model() -> TinyCNN:
     ("layer", "position", "rows"),
     [
         ("features.0", (10, 12), (9, 12)),  # 3x3 conv: rows y-1 .. y+1
-        ("features.3", (5, 6), (7, 15)),  # conv, pool 2, conv: rows 2y-3 .. 2y+4
+        ("features.4", (5, 6), (7, 15)),  # conv, pool 2, conv: rows 2y-3 .. 2y+4
     ],
 )
 def test_zero_outside_the_receptive_field(layer: str, position: tuple[int, int], rows: tuple[int, int]) -> None:

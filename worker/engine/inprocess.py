@@ -11,8 +11,9 @@ from worker.engine.context import resolve_device
 from worker.engine.finalize import finalize_job
 from worker.engine.lifecycle import start_job
 from worker.engine.models import ModelCache
-from worker.engine.services import FINALIZE_TASK, PLAN_TASK, SHARD_TASK, Services
+from worker.engine.services import FINALIZE_TASK, PLAN_TASK, SHARD_TASK, TRAIN_STEP_TASK, Services
 from worker.engine.shard import run_shard
+from worker.engine.training import train_step
 
 
 def run_job_inprocess(
@@ -30,6 +31,8 @@ def run_job_inprocess(
             start_job(services, *args)
         elif name == SHARD_TASK:
             run_shard(services, models, device, *args)
+        elif name == TRAIN_STEP_TASK:
+            train_step(services, models, device, *args)
         elif name == FINALIZE_TASK and not finalized:
             finalize_job(services, *args)
             finalized = True

@@ -7,9 +7,10 @@ import logging
 from shared import keys
 from shared.errors import InvalidInput, NotFound
 from shared.jobs import TERMINAL, JobStatus, Progress
+from shared.specs import TRAIN_KINDS
 from worker.engine.finalize import finalize_job
 from worker.engine.plan import build_plan
-from worker.engine.services import FINALIZE_TASK, SHARD_TASK, Services
+from worker.engine.services import FINALIZE_TASK, SHARD_TASK, TRAIN_STEP_TASK, Services
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +21,17 @@ def start_job(services: Services, tenant: str, job_id: str) -> None:
     coordinator = services.coordinator
     status = coordinator.get_status(job_id)
     if status == JobStatus.canceled.value:
-        finalize_job(services, tenant, job_id)
+        if services.jobs.load(tenant, job_id).kind not in TRAIN_KINDS:
+            finalize_job(services, tenant, job_id)
         return
     if status is not None and JobStatus(status) in TERMINAL:
         return
     record = services.jobs.transition(tenant, job_id, JobStatus.running, STARTABLE)
     if record is None:
+        return
+    if record.kind in TRAIN_KINDS:
+        if services.coordinator.claim(f"train:{job_id}:0"):
+            services.enqueue(TRAIN_STEP_TASK, (tenant, job_id, 0))
         return
     try:
         try:

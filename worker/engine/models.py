@@ -50,6 +50,8 @@ class ModelCache:
             return self._models[key]
 
     def _load(self, ref: ModelRef, tenant: str, device: torch.device) -> LoadedModel:
+        if ref.job is not None:
+            return self._load_trained(ref.job, tenant, device)
         module = zoo.build(ref.arch or "", ref.num_classes)
         if ref.weights is not None:
             state = self._state_dict(ref, tenant)
@@ -66,6 +68,33 @@ class ModelCache:
         else:
             names = None
         return LoadedModel(module=module, ref=ref, class_names=names)
+
+    def _load_trained(self, job_id: str, tenant: str, device: torch.device) -> LoadedModel:
+        """A classifier_train job's model: its config says how to build and feed it."""
+        from shared import keys
+
+        try:
+            config = self._storage.get_json(keys.model_config(tenant, job_id))
+            state = safetensors.torch.load(self._storage.get_bytes(keys.model_weights(tenant, job_id)))
+        except NotFound as exc:
+            raise InvalidInput(
+                f"job {job_id} has no trained model (not finished, or not a classifier_train job)"
+            ) from exc
+        ref = ModelRef(
+            arch=config["arch"],
+            num_classes=config["num_classes"],
+            preprocessing=config["preprocessing"],
+            input_size=config["input_size"],
+            class_names=config["class_names"],
+        )
+        module = zoo.build(config["arch"], config["num_classes"])
+        module.load_state_dict(state, strict=True)
+        module.eval().requires_grad_(False).to(device)
+        return LoadedModel(module=module, ref=ref, class_names=list(config["class_names"]))
+
+    def state_dict_for(self, weights: str, arch: str, tenant: str) -> dict[str, torch.Tensor]:
+        """Weights for fine-tuning: the same resolution rules as a model reference."""
+        return self._state_dict(ModelRef(arch=arch, weights=weights), tenant)
 
     def _state_dict(self, ref: ModelRef, tenant: str) -> dict[str, torch.Tensor]:
         weights = ref.weights or ""

@@ -14,6 +14,7 @@ from shared.storage import Storage, open_storage
 PLAN_TASK = "fovea.plan"
 SHARD_TASK = "fovea.shard"
 FINALIZE_TASK = "fovea.finalize"
+TRAIN_STEP_TASK = "fovea.train_step"
 
 Enqueue = Callable[[str, tuple[Any, ...]], None]
 

@@ -64,15 +64,39 @@ def preprocess(images: list[torch.Tensor], size: int, mode: str, device: torch.d
             for img in images
         ]
     )
+    return normalize(batch, mode)
+
+
+def normalize(batch: torch.Tensor, mode: str) -> torch.Tensor:
+    """Pixel values 0..255 (float, (B, 3, H, W)) -> the model's input convention."""
     if mode == "imagenet":
-        mean = torch.tensor(_IMAGENET_MEAN, device=device)[:, None, None]
-        std = torch.tensor(_IMAGENET_STD, device=device)[:, None, None]
+        mean = torch.tensor(_IMAGENET_MEAN, device=batch.device)[:, None, None]
+        std = torch.tensor(_IMAGENET_STD, device=batch.device)[:, None, None]
         return (batch / 255.0 - mean) / std
     if mode == "symmetric":
         return batch / 127.5 - 1.0
     if mode == "unit":
         return batch / 255.0
     raise ValueError(f"unknown preprocessing {mode!r}")
+
+
+def replace_classifier(module: nn.Module, num_classes: int) -> nn.Module:
+    """Give a (pretrained) network a new last layer for ``num_classes`` (fine-tuning)."""
+    for name in ("fc", "classifier"):
+        head = getattr(module, name, None)
+        if isinstance(head, nn.Linear):
+            setattr(module, name, nn.Linear(head.in_features, num_classes))
+            return module
+        if isinstance(head, nn.Sequential):
+            for index in range(len(head) - 1, -1, -1):
+                layer = head[index]
+                if isinstance(layer, nn.Linear):
+                    head[index] = nn.Linear(layer.in_features, num_classes)
+                    return module
+                if isinstance(layer, nn.Conv2d):  # SqueezeNet's 1x1 convolution classifier
+                    head[index] = nn.Conv2d(layer.in_channels, num_classes, kernel_size=1)
+                    return module
+    raise ValueError("cannot find the classifier layer to replace")
 
 
 def imagenet_class_names() -> list[str]:
