@@ -150,14 +150,18 @@ def test_imagefolder_archive_with_a_broken_member(local_settings: Settings, tmp_
         info = tarfile.TarInfo("dark/broken.png")
         info.size = 4
         tar.addfile(info, io.BytesIO(b"nope"))
-    services, job_id, _ = submit(
-        local_settings, {"kind": "classifier_train", "input": "upload://f1", "input_size": 16, "epochs": 3}
-    )
+    spec = {"kind": "classifier_train", "input": "upload://f1", "input_size": 16, "epochs": 10, "batch_size": 8}
+    services, job_id, _ = submit(local_settings, spec)
     services.storage.put_bytes(keys.upload("local", "f1", "folders.tar"), archive.read_bytes())
     run_job_inprocess(local_settings, "local", job_id)
     summary = services.storage.get_json(keys.summary("local", job_id))
     assert summary["classes"] == ["bright", "dark"] and summary["skipped_items"] == 1
     assert summary["train_items"] + summary["test_items"] == 40 and summary["test_accuracy"] >= 0.9
+    # Seeded: the same spec trains the same model.
+    services, again, _ = submit(local_settings, spec)
+    run_job_inprocess(local_settings, "local", again)
+    first = services.storage.get_bytes(keys.model_weights("local", job_id))
+    assert services.storage.get_bytes(keys.model_weights("local", again)) == first
 
 
 @pytest.mark.parametrize("arch", ["squeezenet1_1", "resnet18", "mobilenet_v2", "tiny_cnn"])

@@ -94,13 +94,16 @@ def _metadata(blob: bytes) -> dict[str, str]:
 
 
 def _model(models: ModelCache, spec: ClassifierTrainSpec, classes: int, tenant: str, *, start: bool) -> torch.nn.Module:
-    """The network to train; on the first step, optionally from given weights with a new classifier."""
-    if spec.weights is None or not start:
-        return zoo.build(spec.arch, classes)
-    state = models.state_dict_for(spec.weights, spec.arch, tenant)
-    head = zoo.build(spec.arch, 1000)
-    head.load_state_dict(state)
-    return zoo.replace_classifier(head, classes)
+    """The network to train; on the first step, optionally from given weights with a new classifier.
+    Initialisation is seeded from the spec (without touching the process's global generator)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        if spec.weights is None or not start:
+            return zoo.build(spec.arch, classes)
+        state = models.state_dict_for(spec.weights, spec.arch, tenant)
+        pretrained = zoo.build(spec.arch, 1000)
+        pretrained.load_state_dict(state)
+        return zoo.replace_classifier(pretrained, classes)
 
 
 _DATA_FIELDS = {"input", "input_size", "seed", "train_items", "test_items", "test_fraction", "max_items"}
