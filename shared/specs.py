@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator,
 
 from shared.models import ARCHITECTURES, ModelRef
 
-_INPUT = re.compile(r"^(upload://[A-Za-z0-9_-]+|s3://[a-z0-9][a-z0-9.-]{1,62}/\S*)$")
+_INPUT = re.compile(
+    r"^(upload://[A-Za-z0-9_-]+|s3://[a-z0-9][a-z0-9.-]{1,62}/\S*|builtin:shapes(\?n=\d{1,6}(&seed=\d{1,9})?)?)$"
+)
 
 
 class _Spec(BaseModel):
@@ -18,7 +20,10 @@ class _Spec(BaseModel):
     name: str | None = Field(None, max_length=200, description="A label shown in listings and the report")
     input: str = Field(
         ...,
-        description="upload://ID (from POST /v1/uploads), s3://bucket/archive.tar|.tar.gz|.zip, or s3://bucket/prefix/",
+        description=(
+            "upload://ID (from POST /v1/uploads), s3://bucket/archive.tar|.tar.gz|.zip, s3://bucket/prefix/, or "
+            "builtin:shapes[?n=200&seed=12345] (generated shapes with ground-truth boxes: quality figures)"
+        ),
         examples=["upload://u_0123456789abcdef"],
     )
 
@@ -26,7 +31,9 @@ class _Spec(BaseModel):
     @classmethod
     def _input_uri(cls, value: str) -> str:
         if not _INPUT.match(value):
-            raise ValueError("input must be upload://ID or s3://bucket/key (an archive) or s3://bucket/prefix/")
+            raise ValueError(
+                "input must be upload://ID, s3://bucket/key (an archive), s3://bucket/prefix/ or builtin:shapes[?n=N&seed=S]"
+            )
         return value
 
 
@@ -91,6 +98,14 @@ class SaliencySpec(_Spec):
     target: Literal["predicted"] | int | TopClasses | Unit = Field(
         "predicted",
         description="'predicted', a class index, {'top_k': k}, or a hidden unit {'layer', 'channel', 'position'}",
+    )
+    deletion_steps: int = Field(
+        10, ge=2, le=100, description="Inputs with ground truth: points on the deletion curve (quality figures)"
+    )
+    deletion_fill: Literal["blur", "black"] = Field(
+        "blur",
+        description="Deleted pixels take the blurred image's value, or black (a black fill leaves the object's "
+        "silhouette, which a shape classifier still recognises)",
     )
     signed: bool = Field(False, description="gradient: also write the signed map (red: brightening raises the score)")
     top_k: int = Field(5, ge=1, le=50, description="Predictions listed per item (gradient)")

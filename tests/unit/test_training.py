@@ -117,6 +117,16 @@ def test_shapes_classifier_trains_in_steps_and_explains_shapes(local_settings: S
     labels = [item["predictions"][0]["label"] for item in items]
     expected = [shapes.classes[c] for c in shapes.labels]
     assert sum(a == b for a, b in zip(labels, expected, strict=True)) >= 11, (labels, expected)
+    # Quality on generated shapes with ground-truth boxes: far above chance, stated in the report.
+    for method in ("gradient", "grad_cam"):
+        quality_spec = {"kind": "saliency", "input": "builtin:shapes?n=60", "method": method, "model": {"job": job_id}}
+        services, quality_id, _ = submit(local_settings, quality_spec)
+        run_job_inprocess(local_settings, "local", quality_id)
+        figures = services.storage.get_json(keys.summary("local", quality_id))["quality"]
+        assert figures["items"] == 60 and figures["accuracy"] >= 0.9
+        assert figures["pointing_game"] >= max(0.6, 3 * figures["pointing_baseline"]), (method, figures)
+        assert figures["deletion_auc"] < figures["random_deletion_auc"] - 0.1, (method, figures)
+        assert "pointing game" in services.storage.get_bytes(keys.report("local", quality_id)).decode()
 
 
 def test_a_redelivered_step_passes_the_chain_on_once(local_settings: Settings) -> None:

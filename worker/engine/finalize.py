@@ -12,6 +12,7 @@ from typing import Any
 from shared import keys
 from shared.errors import NotFound
 from shared.jobs import JobStatus, Progress, now
+from worker.engine.quality_summary import summarise_quality
 from worker.engine.report import render_report
 from worker.engine.services import Services
 from worker.engine.shard import CANCELED_REASON
@@ -65,6 +66,7 @@ def finalize_job(services: Services, tenant: str, job_id: str) -> None:
         "finished_at": finished.isoformat(),
         "seconds": round(seconds, 3),
         "items_per_second": round(total / seconds, 3),
+        "quality": summarise_quality(items),
     }
     storage.put_json(
         keys.manifest(tenant, job_id), {"job": job_id, "status": final.value, "total": total, "items": items}

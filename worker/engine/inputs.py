@@ -26,7 +26,29 @@ class PrefixInput:
     objects: Iterator[ObjectInfo]
 
 
-def resolve_input(uri: str, tenant: str, settings: Settings, storage: Storage) -> ArchiveInput | PrefixInput:
+@dataclass
+class BuiltinInput:
+    """Generated images with ground truth (label and box per image)."""
+
+    name: str
+    count: int
+    seed: int
+
+
+BUILTIN_SHAPES_SEED = 12345  # held out: training uses the job's seed and seed + 1000003
+
+
+def parse_builtin(uri: str) -> BuiltinInput:
+    name, _, query = uri.removeprefix("builtin:").partition("?")
+    params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+    return BuiltinInput(name, int(params.get("n", 200)), int(params.get("seed", BUILTIN_SHAPES_SEED)))
+
+
+def resolve_input(
+    uri: str, tenant: str, settings: Settings, storage: Storage
+) -> ArchiveInput | PrefixInput | BuiltinInput:
+    if uri.startswith("builtin:"):
+        return parse_builtin(uri)
     if uri.startswith("upload://"):
         upload_id = uri.removeprefix("upload://")
         found = next(iter(storage.list(keys.uploads_prefix(tenant, upload_id))), None)

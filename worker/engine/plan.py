@@ -16,12 +16,15 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
+from PIL import Image
+
 from shared import keys
 from shared.errors import InvalidInput
 from shared.storage.base import ObjectInfo
-from worker.engine.inputs import ArchiveInput, PrefixInput, resolve_input
+from worker.engine.inputs import ArchiveInput, BuiltinInput, PrefixInput, resolve_input
 from worker.engine.services import Services
 from worker.inputs.archive import iter_members, unsafe_reason
+from worker.inputs.shapes import make_shapes
 
 
 @dataclass
@@ -39,11 +42,11 @@ class _ShardWriter:
         self._spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115 - closed in flush()
         self._tar = tarfile.open(fileobj=self._spool, mode="w")  # noqa: SIM115 - closed in flush()
 
-    def add(self, item_index: int, name: str, data: bytes) -> None:
+    def add(self, item_index: int, name: str, data: bytes, truth: dict[str, Any] | None = None) -> None:
         info = tarfile.TarInfo(f"{item_index:08d}")
         info.size = len(data)
         self._tar.addfile(info, io.BytesIO(data))
-        self.entries.append([item_index, name])
+        self.entries.append([item_index, name] if truth is None else [item_index, name, truth])
         self.nbytes += len(data)
 
     def flush(self) -> dict[str, Any]:
@@ -57,7 +60,9 @@ class _ShardWriter:
 def build_plan(services: Services, tenant: str, job_id: str, input_uri: str) -> dict[str, Any]:
     settings = services.settings
     source = resolve_input(input_uri, tenant, settings, services.storage)
-    if isinstance(source, PrefixInput):
+    if isinstance(source, BuiltinInput):
+        shards, errors, total = _plan_builtin(services, tenant, job_id, source)
+    elif isinstance(source, PrefixInput):
         shards, errors, total = _plan_prefix(services, tenant, job_id, source)
     else:
         shards, errors, total = _plan_archive(services, tenant, job_id, source)
@@ -143,3 +148,30 @@ def _plan_prefix(
     if total == 0:
         raise InvalidInput(f"no objects under s3://{source.bucket}/{source.prefix}")
     return shards, errors, total
+
+
+def _plan_builtin(
+    services: Services, tenant: str, job_id: str, source: BuiltinInput
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """Generated shapes as PNG items, each with its ground truth (class and box) for quality figures."""
+    if source.name != "shapes":
+        raise InvalidInput(f"unknown built-in input {source.name!r}")
+    if source.count > services.settings.max_items_per_job:
+        raise InvalidInput(f"builtin:shapes n={source.count} is over FOVEA_MAX_ITEMS_PER_JOB")
+    data = make_shapes(source.count, 64, source.seed)
+    shards: list[dict[str, Any]] = []
+    writer: _ShardWriter | None = None
+    for index in range(source.count):
+        buffer = io.BytesIO()
+        Image.fromarray(data.images[index]).save(buffer, format="PNG")
+        label = int(data.labels[index])
+        truth = {"class": label, "label": data.classes[label], "box": [int(v) for v in data.boxes[index]]}  # type: ignore[index]
+        if writer is None:
+            writer = _ShardWriter(services, tenant, job_id, len(shards))
+        writer.add(index, f"shapes/{index:06d}-{data.classes[label]}.png", buffer.getvalue(), truth)
+        if len(writer.entries) >= services.settings.shard_items:
+            shards.append(writer.flush())
+            writer = None
+    if writer is not None:
+        shards.append(writer.flush())
+    return shards, [], source.count

@@ -15,13 +15,14 @@ from PIL import Image
 
 from shared.jobs import JobRecord
 from shared.storage import Storage
+from worker.engine.quality_summary import quality_section
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
 h1{font-size:1.4rem} .counts span{display:inline-block;margin-right:1.5rem}
 .gallery{display:flex;flex-wrap:wrap;gap:12px} figure{margin:0;width:200px}
 figure img{width:200px;height:auto;border:1px solid #ddd} figcaption{font-size:.8rem;word-break:break-all}
-table{border-collapse:collapse;font-size:.85rem} td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}
+table{border-collapse:collapse;font-size:.85rem;margin-bottom:1rem} td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}
 .ok{color:#137333} .bad{color:#b3261e}
 """
 
@@ -81,6 +82,7 @@ status <b>{html.escape(summary["status"])}</b></p>
 <p class="counts"><span>items: <b>{summary["total"]}</b></span><span class="ok">ok: <b>{ok}</b></span>
 <span class="bad">failed: <b>{summary["failed"]}</b></span>
 <span>time: {summary["seconds"]} s</span><span>{summary["items_per_second"]} items/s</span></p>
+{quality_section(summary.get("quality"))}
 <h2>Gallery</h2>
 <p>{shown} of {ok} successful items shown; <code>manifest.json</code> lists every item and its outputs.</p>
 <div class="gallery">{"".join(figures) or "<p>No successful items.</p>"}</div>

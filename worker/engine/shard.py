@@ -44,6 +44,7 @@ def run_shard(services: Services, models: ModelCache, device: Any, tenant: str, 
         return
     entries = load_shard_entries(services, tenant, job_id, shard)["items"]
     names = {int(e[0]): str(e[1]) for e in entries}
+    truths = {int(e[0]): e[2] for e in entries if len(e) > 2}
     results = coordinator.item_results(job_id, list(names))
     pending = [i for i in names if i not in results]
     attempts = coordinator.attempts(job_id, pending)
@@ -83,12 +84,13 @@ def run_shard(services: Services, models: ModelCache, device: Any, tenant: str, 
             coordinator.record_items(job_id, one)
             results.update(one)
             continue
+        item = Item(index, names[index], image, truths.get(index))
         if index in suspects:
             flush()
-            batch.append(Item(index, names[index], image))
+            batch.append(item)
             flush()
             continue
-        batch.append(Item(index, names[index], image))
+        batch.append(item)
         if len(batch) >= batch_size:
             flush()
     if coordinator.get_status(job_id) != JobStatus.canceled.value:

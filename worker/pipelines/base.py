@@ -18,6 +18,7 @@ class Item:
     index: int
     name: str
     image: np.ndarray  # RGB uint8, (H, W, 3)
+    truth: dict[str, Any] | None = None  # ground truth where the input has it: {"class", "label", "box"}
 
 
 @dataclass

@@ -15,7 +15,7 @@ from shared.specs import SaliencySpec, TopClasses, Unit
 from worker.nets.zoo import preprocess
 from worker.pipelines.base import Item, LoadedModel, MapPipeline, Outcome, PipelineContext
 from worker.render import images as render
-from worker.saliency import objects
+from worker.saliency import attribution, objects, quality
 from worker.saliency.model_maps import MapOptions, model_maps
 from worker.saliency.spectral import spectral_residual
 from worker.saliency.spectral_torch import spectral_residual_batch
@@ -56,6 +56,13 @@ class SaliencyPipeline(MapPipeline):
             outcome = self._outcome(item)
             self._add_maps(outcome, item, saliency)
             self._objects(item, saliency, outcome)
+            if item.truth is not None and "box" in item.truth:
+                x0, y0, x1, y1 = item.truth["box"]
+                height, width = item.image.shape[:2]
+                outcome.data["quality"] = {
+                    "pointing_hit": quality.pointing_hit(torch.from_numpy(saliency), (x0, y0, x1, y1)),
+                    "box_fraction": round(quality.box_fraction((x0, y0, x1, y1), height, width), 6),
+                }
             outcomes.append(outcome)
         return outcomes
 
@@ -100,6 +107,16 @@ class SaliencyPipeline(MapPipeline):
         for row, item in enumerate(items):
             outcome = self._outcome(item)
             outcome.data["predictions"] = _predictions(loaded, results[0].logits[row], self.spec.top_k)
+            if item.truth is not None and "box" in item.truth:
+                outcome.data["quality"] = self._quality(
+                    loaded,
+                    inputs[row : row + 1],
+                    black,
+                    results[0].maps[row],
+                    int(results[0].targets[row]),
+                    item,
+                    item.truth,
+                )
             explained = []
             for rank, result in enumerate(results, start=1):
                 suffix = f"_rank{rank}" if len(results) > 1 else ""
@@ -112,6 +129,36 @@ class SaliencyPipeline(MapPipeline):
                 outcome.data["targets"] = explained
             outcomes.append(outcome)
         return outcomes
+
+    def _quality(
+        self,
+        loaded: LoadedModel,
+        x: torch.Tensor,
+        black: torch.Tensor,
+        saliency: torch.Tensor,
+        target: int,
+        item: Item,
+        truth: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Pointing game and deletion curves against the item's ground-truth box (model resolution)."""
+        height, width = item.image.shape[:2]
+        size = saliency.shape[0]
+        x0, y0, x1, y1 = truth["box"]
+        box = (x0 * size / width, y0 * size / height, x1 * size / width, y1 * size / height)
+        generator = torch.Generator().manual_seed(item.index)
+        fill = attribution.baseline_for(x, self.spec.deletion_fill, black)
+        by_map, random = quality.deletion_curves(
+            loaded.module, x, saliency, target, fill, self.spec.deletion_steps, generator
+        )
+        return {
+            "pointing_hit": quality.pointing_hit(saliency, box),
+            "box_fraction": round(quality.box_fraction((x0, y0, x1, y1), height, width), 6),
+            "correct": target == int(truth["class"]),
+            "deletion_auc": round(quality.area_under(by_map), 6),
+            "random_deletion_auc": round(quality.area_under(random), 6),
+            "deletion_curve": by_map,
+            "random_deletion_curve": random,
+        }
 
     def _units(self, items: list[Item], loaded: LoadedModel, inputs: torch.Tensor, unit: Unit) -> list[Outcome]:
         result = unit_saliency(loaded.module, inputs, unit.layer, unit.channel, unit.position)

@@ -1,0 +1,74 @@
+"""Job-level quality figures from the per-item ones, and their section of the report."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def summarise_quality(items: list[dict[str, Any]]) -> dict[str, Any] | None:
+    rated = [item["quality"] for item in items if item.get("status") == "ok" and item.get("quality")]
+    if not rated:
+        return None
+    count = len(rated)
+    out: dict[str, Any] = {
+        "items": count,
+        "pointing_game": round(sum(q["pointing_hit"] for q in rated) / count, 4),
+        "pointing_baseline": round(sum(q["box_fraction"] for q in rated) / count, 4),
+    }
+    curves = [q for q in rated if "deletion_curve" in q]
+    if curves:
+        out["accuracy"] = round(sum(q["correct"] for q in curves) / len(curves), 4)
+        out["deletion_auc"] = round(sum(q["deletion_auc"] for q in curves) / len(curves), 4)
+        out["random_deletion_auc"] = round(sum(q["random_deletion_auc"] for q in curves) / len(curves), 4)
+        steps = len(curves[0]["deletion_curve"])
+        out["mean_deletion_curve"] = [
+            round(sum(q["deletion_curve"][i] for q in curves) / len(curves), 4) for i in range(steps)
+        ]
+        out["mean_random_curve"] = [
+            round(sum(q["random_deletion_curve"][i] for q in curves) / len(curves), 4) for i in range(steps)
+        ]
+    return out
+
+
+def quality_section(figures: dict[str, Any] | None) -> str:
+    if not figures:
+        return ""
+    rows = [
+        ("images with ground truth", f"{figures['items']}"),
+        ("pointing game (map maximum inside the box)", f"{figures['pointing_game']:.1%}"),
+        ("… by chance (mean box area)", f"{figures['pointing_baseline']:.1%}"),
+    ]
+    plot = ""
+    if "deletion_auc" in figures:
+        rows += [
+            ("classifier accuracy on these images", f"{figures['accuracy']:.1%}"),
+            ("deletion AUC, most salient first (lower is better)", f"{figures['deletion_auc']:.3f}"),
+            ("deletion AUC, random order", f"{figures['random_deletion_auc']:.3f}"),
+        ]
+        plot = f'<img alt="deletion curves" src="data:image/png;base64,{_plot(figures)}">'
+    table = "".join(f"<tr><td>{html.escape(a)}</td><td><b>{b}</b></td></tr>" for a, b in rows)
+    return f"<h2>Quality</h2><table>{table}</table>{plot}"
+
+
+def _plot(figures: dict[str, Any]) -> str:
+    by_map, random = figures["mean_deletion_curve"], figures["mean_random_curve"]
+    fractions = [i / (len(by_map) - 1) for i in range(len(by_map))]
+    figure, axis = plt.subplots(figsize=(4.5, 3), dpi=100)
+    axis.plot(fractions, by_map, label="most salient first")
+    axis.plot(fractions, random, label="random order", linestyle="--")
+    axis.set(xlabel="fraction of pixels deleted", ylabel="probability of the class", ylim=(0, 1.02), title="deletion")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode()
