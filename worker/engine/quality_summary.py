@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from worker.render.plots import finish_png, new_figure
 
 
 def summarise_quality(items: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -61,14 +57,10 @@ def quality_section(figures: dict[str, Any] | None) -> str:
 def _plot(figures: dict[str, Any]) -> str:
     by_map, random = figures["mean_deletion_curve"], figures["mean_random_curve"]
     fractions = [i / (len(by_map) - 1) for i in range(len(by_map))]
-    figure, axis = plt.subplots(figsize=(4.5, 3), dpi=100)
-    axis.plot(fractions, by_map, label="most salient first")
-    axis.plot(fractions, random, label="random order", linestyle="--")
-    axis.set(xlabel="fraction of pixels deleted", ylabel="probability of the class", ylim=(0, 1.02), title="deletion")
-    axis.grid(alpha=0.3)
-    axis.legend()
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return base64.b64encode(buffer.getvalue()).decode()
+    figure, axes = new_figure(1, (4.5, 3))
+    axes[0].plot(fractions, by_map, label="most salient first")
+    axes[0].plot(fractions, random, label="random order", linestyle="--")
+    axes[0].set(
+        xlabel="fraction of pixels deleted", ylabel="probability of the class", ylim=(0, 1.02), title="deletion"
+    )
+    return base64.b64encode(finish_png(figure, axes)).decode()

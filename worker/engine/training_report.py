@@ -5,38 +5,28 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 
-import matplotlib
+import safetensors.torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import safetensors.torch  # noqa: E402
-
-from shared import keys  # noqa: E402
-from shared.specs import ClassifierTrainSpec  # noqa: E402
-from worker.engine.services import Services  # noqa: E402
-from worker.pipelines.classifier_train import TrainData, Trainer  # noqa: E402
+from shared import keys
+from shared.specs import ClassifierTrainSpec
+from worker.engine.services import Services
+from worker.pipelines.classifier_train import TrainData, Trainer
+from worker.render.plots import finish_png, new_figure
 
 
 def curves_png(history: list[dict[str, float]]) -> bytes:
     epochs = [h["epoch"] for h in history]
-    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=100)
+    figure, axes = new_figure(2, (9, 3.4))
+    loss_axis, accuracy_axis = axes
     loss_axis.plot(epochs, [h["train_loss"] for h in history], label="train")
     loss_axis.plot(epochs, [h["test_loss"] for h in history], label="test")
     loss_axis.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     accuracy_axis.plot(epochs, [h["train_accuracy"] for h in history], label="train")
     accuracy_axis.plot(epochs, [h["test_accuracy"] for h in history], label="test")
     accuracy_axis.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.01))
-    for axis in (loss_axis, accuracy_axis):
-        axis.grid(alpha=0.3)
-        axis.legend()
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return buffer.getvalue()
+    return finish_png(figure, axes)
 
 
 def write_training_outputs(
