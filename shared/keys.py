@@ -107,3 +107,11 @@ def model_config(tenant: str, job_id: str) -> str:
 def training_file(tenant: str, job_id: str, name: str) -> str:
     """metrics.jsonl, curves.png and the like."""
     return job_prefix(tenant, job_id) + safe_component(name)
+
+
+def batch_sums(tenant: str, job_id: str, first_index: int) -> str:
+    return job_prefix(tenant, job_id) + f"sums/{first_index:08d}.npz"
+
+
+def batch_sums_prefix(tenant: str, job_id: str) -> str:
+    return job_prefix(tenant, job_id) + "sums/"

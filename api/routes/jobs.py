@@ -141,6 +141,10 @@ def results(
     if state.storage.exists(keys.training_file(tenant, job_id, "outputs.json")):
         job_outputs = state.storage.get_json(keys.training_file(tenant, job_id, "outputs.json"))
         files = {name: absolute(request, state.storage.presign_get(key, ttl)) for name, key in job_outputs.items()}
+    for name in ("mean_map", "mean_map_png"):
+        key = (summary.get("aggregate") or {}).get(name)
+        if key:
+            files[name] = absolute(request, state.storage.presign_get(key, ttl))
     return Results(
         job=job_id,
         status=record.status,

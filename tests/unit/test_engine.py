@@ -12,7 +12,7 @@ from shared import keys
 from shared.jobs import JobStatus
 from shared.settings import Settings
 from shared.specs import parse_spec
-from tests.support.images import tar_with_broken_members
+from tests.support.images import png, tar_with_broken_members
 from worker.engine.finalize import collect_items, finalize_job
 from worker.engine.inprocess import run_job_inprocess
 from worker.engine.lifecycle import start_job
@@ -168,3 +168,46 @@ def test_top_classes_units_and_signed_maps(local_settings: Settings, tmp_path: P
                 assert unit["channel"] == 4 and len(unit["position"]) == 2 and len(unit["receptive_field"]) == 4
             if extra.get("target") == 2:
                 assert item["target"]["class"] == 2
+
+
+def test_mean_map_over_the_job_is_exact_and_survives_a_rerun(local_settings: Settings, tmp_path: Path) -> None:
+    import io as _io
+
+    import numpy as np
+    import safetensors.torch
+
+    from tests.support.images import tar_of
+    from worker.inputs.decode import decode_image
+    from worker.nets.tiny import TinyCNN
+    from worker.nets.zoo import preprocess
+    from worker.saliency.gradient import gradient_saliency
+
+    torch.manual_seed(0)
+    model = TinyCNN(3).eval()
+    images = {f"{i}.png": png(seed=i, width=30 + i, height=20 + i) for i in range(11)}
+    archive = tmp_path / "in.tar"
+    tar_of(archive, images)
+    sent: list[tuple[str, tuple[Any, ...]]] = []
+    services = Services.from_settings(local_settings, lambda name, args: sent.append((name, args)))
+    services.storage.put_bytes(keys.upload("local", "w", "m.safetensors"), safetensors.torch.save(model.state_dict()))
+    spec = {
+        "kind": "saliency",
+        "method": "gradient",
+        "batch_size": 4,
+        "model": {"arch": "tiny_cnn", "weights": "upload://w", "num_classes": 3, "input_size": 32},
+    }
+    services, job_id = submit(local_settings, archive, spec)
+    run_job_inprocess(local_settings, "local", job_id)
+    summary = services.storage.get_json(keys.summary("local", job_id))
+    mean = np.load(_io.BytesIO(services.storage.get_bytes(summary["aggregate"]["mean_map"])))
+    decoded = [decode_image(data, max_pixels=10**8, max_bytes=10**8) for data in images.values()]
+    inputs = preprocess([torch.from_numpy(d).permute(2, 0, 1) for d in decoded], 32, "imagenet", torch.device("cpu"))
+    expected = gradient_saliency(model, inputs).maps.mean(dim=0).numpy()
+    np.testing.assert_allclose(mean, expected, rtol=1e-4, atol=1e-7)
+    # A shard delivered again after its items were recorded adds nothing twice.
+    services.storage.delete(keys.shard_manifest("local", job_id, 0))
+    run_shard(services, ModelCache(local_settings, services.storage), torch.device("cpu"), "local", job_id, 0)
+    finalize_job(services, "local", job_id)
+    again = np.load(_io.BytesIO(services.storage.get_bytes(summary["aggregate"]["mean_map"])))
+    np.testing.assert_array_equal(again, mean)
+    assert "Where the model looks" in services.storage.get_bytes(keys.report("local", job_id)).decode()

@@ -12,6 +12,7 @@ from typing import Any
 from shared import keys
 from shared.errors import NotFound
 from shared.jobs import JobStatus, Progress, now
+from worker.engine.aggregate import write_mean_map
 from worker.engine.quality_summary import summarise_quality
 from worker.engine.report import render_report
 from worker.engine.services import Services
@@ -67,6 +68,7 @@ def finalize_job(services: Services, tenant: str, job_id: str) -> None:
         "seconds": round(seconds, 3),
         "items_per_second": round(total / seconds, 3),
         "quality": summarise_quality(items),
+        "aggregate": write_mean_map(storage, tenant, job_id),
     }
     storage.put_json(
         keys.manifest(tenant, job_id), {"job": job_id, "status": final.value, "total": total, "items": items}

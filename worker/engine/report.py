@@ -55,6 +55,19 @@ def _caption(item: dict[str, Any]) -> str:
     return text
 
 
+def _aggregate_section(storage: Storage, aggregate: dict[str, str] | None) -> str:
+    if not aggregate:
+        return ""
+    uri = _thumbnail(storage, aggregate["mean_map_png"], 256)
+    if uri is None:
+        return ""
+    return (
+        f"<h2>Where the model looks, over the whole input</h2><p>Mean map per pixel over {aggregate['items']} images "
+        "(at the model's input size; for the gradient, the mean |d score / d pixel|: the pixels with the largest "
+        f'aggregate sensitivity).</p><img src="{uri}" alt="mean map" style="width:256px;image-rendering:pixelated">'
+    )
+
+
 def render_report(
     storage: Storage, record: JobRecord, summary: dict[str, Any], items: list[dict[str, Any]], gallery_items: int
 ) -> str:
@@ -83,6 +96,7 @@ status <b>{html.escape(summary["status"])}</b></p>
 <span class="bad">failed: <b>{summary["failed"]}</b></span>
 <span>time: {summary["seconds"]} s</span><span>{summary["items_per_second"]} items/s</span></p>
 {quality_section(summary.get("quality"))}
+{_aggregate_section(storage, summary.get("aggregate"))}
 <h2>Gallery</h2>
 <p>{shown} of {ok} successful items shown; <code>manifest.json</code> lists every item and its outputs.</p>
 <div class="gallery">{"".join(figures) or "<p>No successful items.</p>"}</div>

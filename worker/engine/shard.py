@@ -9,11 +9,14 @@ quarantined as a failed item instead of killing workers forever.
 
 from __future__ import annotations
 
+import io
 import logging
 import tarfile
 import time
 from collections.abc import Iterator
 from typing import Any
+
+import numpy as np
 
 from shared import keys
 from shared.errors import FoveaError, ItemError, NotFound
@@ -67,7 +70,7 @@ def run_shard(services: Services, models: ModelCache, device: Any, tenant: str, 
 
     def flush() -> None:
         if batch:
-            outcome = _run_batch(services, pipeline, job_id, batch)
+            outcome = _run_batch(services, pipeline, tenant, job_id, batch)
             coordinator.record_items(job_id, outcome)
             results.update(outcome)
             batch.clear()
@@ -111,12 +114,21 @@ def abandon_shard(services: Services, tenant: str, job_id: str, shard: int, reas
     _finish(services, tenant, job_id, shard, results)
 
 
-def _run_batch(services: Services, pipeline: MapPipeline, job_id: str, batch: list[Item]) -> dict[int, dict[str, Any]]:
+def _run_batch(
+    services: Services, pipeline: MapPipeline, tenant: str, job_id: str, batch: list[Item]
+) -> dict[int, dict[str, Any]]:
     services.coordinator.begin_attempt(job_id, [item.index for item in batch])
     if services.settings.fault_delay_s:
         time.sleep(services.settings.fault_delay_s)
     try:
         outcomes = pipeline.run_batch(batch)
+        sums = pipeline.take_batch_sums()
+        if sums is not None:
+            # Keyed by the batch's first item and written before its items are recorded: a rerun after a
+            # crash re-forms batches from unrecorded items only, so each item is summed exactly once.
+            buffer = io.BytesIO()
+            np.savez(buffer, **sums)  # type: ignore[arg-type]
+            services.storage.put_bytes(keys.batch_sums(tenant, job_id, batch[0].index), buffer.getvalue())
         return {item.index: _ok(item, outcome) for item, outcome in zip(batch, outcomes, strict=True)}
     except Exception as exc:
         if len(batch) == 1:
@@ -125,7 +137,7 @@ def _run_batch(services: Services, pipeline: MapPipeline, job_id: str, batch: li
     # One bad item must not fail its neighbours: retry them one by one.
     out: dict[int, dict[str, Any]] = {}
     for item in batch:
-        out.update(_run_batch(services, pipeline, job_id, [item]))
+        out.update(_run_batch(services, pipeline, tenant, job_id, [item]))
     return out
 
 

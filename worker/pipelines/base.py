@@ -57,3 +57,8 @@ class MapPipeline(ABC):
 
     @abstractmethod
     def run_batch(self, items: list[Item]) -> list[Outcome]: ...
+
+    def take_batch_sums(self) -> dict[str, np.ndarray] | None:
+        """Sums over the last batch that the job adds up over all its items (e.g. a mean map), with a
+        ``count`` entry; None when the kind has none. The caller stores them per batch, exactly once."""
+        return None

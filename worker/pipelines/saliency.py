@@ -28,6 +28,7 @@ class SaliencyPipeline(MapPipeline):
     def __init__(self, spec: SaliencySpec, ctx: PipelineContext) -> None:
         super().__init__(spec, ctx)
         self.batch_size = spec.batch_size or (64 if spec.method == "spectral_residual" else 16)
+        self._sums: dict[str, np.ndarray] | None = None
         self.options = MapOptions(
             method=spec.method,
             smoothgrad_samples=spec.smoothgrad_samples,
@@ -39,9 +40,16 @@ class SaliencyPipeline(MapPipeline):
         )
 
     def run_batch(self, items: list[Item]) -> list[Outcome]:
+        self._sums = None
         if self.spec.method == "spectral_residual":
             return self._spectral(items)
         return self._model_based(items)
+
+    def take_batch_sums(self) -> dict[str, np.ndarray] | None:
+        """Model-based class maps at the model's input size: the job's mean map per pixel (for the
+        gradient, the archive's mean |d score / d pixel|: where the model looks across the data)."""
+        sums, self._sums = self._sums, None
+        return sums
 
     # --- spectral residual -------------------------------------------------------------------
 
@@ -103,6 +111,8 @@ class SaliencyPipeline(MapPipeline):
         for target in targets:
             results.append(model_maps(loaded.module, inputs, target, self.options, black))
             self.options = replace(self.options, internal_batch_size=results[-1].batch_size)  # keep what fitted
+        first = results[0].maps.float()
+        self._sums = {"map_sum": first.sum(dim=0).cpu().numpy(), "count": np.array(len(items))}
         outcomes = []
         for row, item in enumerate(items):
             outcome = self._outcome(item)
