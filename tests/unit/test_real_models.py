@@ -88,3 +88,21 @@ def test_attribution_family_on_real_photos(method: str, assets_dir: Path, tmp_pa
         else:
             top = np.sort(saliency.ravel())[::-1]
             assert top[: top.size // 10].sum() / top.sum() > 0.2  # concentrated, not flat
+
+
+def test_reduced_precision_maps_agree_with_fp32(assets_dir: Path, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, assets_dir=assets_dir, signing_secret="x")
+    cache = ModelCache(settings, LocalStorage(tmp_path / "store", secret=b"x"))
+    model = cache.get(ModelRef(preset="squeezenet1_1-imagenet"), "local", torch.device("cpu")).module
+    names = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field"]
+    images = [torch.from_numpy(getattr(skimage.data, name)()).permute(2, 0, 1) for name in names]
+    inputs = preprocess(images, 224, "imagenet", torch.device("cpu"))
+    reference = gradient_saliency(model, inputs)
+    floors = {"fp16": 0.98, "bf16": 0.95}  # bf16 keeps 8 mantissa bits: about 0.97 is what it reaches
+    for precision, floor in floors.items():
+        fast = gradient_saliency(model, inputs, precision=precision)
+        assert torch.equal(fast.targets, reference.targets), precision
+        for row, name in enumerate(names):
+            r = np.corrcoef(reference.maps[row].flatten().numpy(), fast.maps[row].flatten().numpy())[0, 1]
+            assert r >= floor, (precision, name, r)
+    assert all(not isinstance(m, torch.nn.Module) or type(m).__name__ != "_FullPrecision" for m in model.modules())

@@ -37,6 +37,7 @@ class SaliencyPipeline(MapPipeline):
             ig_baseline=spec.ig_baseline,
             grad_cam_layer=spec.grad_cam_layer,
             internal_batch_size=spec.internal_batch_size,
+            precision=spec.precision,
         )
 
     def run_batch(self, items: list[Item]) -> list[Outcome]:

@@ -20,6 +20,7 @@ class MapOptions:
     ig_baseline: str = "black"
     grad_cam_layer: str | None = None
     internal_batch_size: int = 64
+    precision: str = "fp32"
 
 
 @dataclass
@@ -37,7 +38,7 @@ def model_maps(
     """Maps of ``target`` (None: the predicted class; an int; or one class per image).
     ``black`` is a black image in the model's input space (the 'black' IG baseline)."""
     if options.method == "gradient":
-        result = gradient_saliency(model, x, target)
+        result = gradient_saliency(model, x, target, options.precision)
         return ModelMaps(result.maps, result.signed, result.logits, result.targets, options.internal_batch_size)
     with torch.no_grad():
         logits = model(x).float()
