@@ -179,3 +179,21 @@ def test_classifier_replacement_for_fine_tuning(arch: str) -> None:
     model = zoo.replace_classifier(zoo.build(arch, 1000), 7).eval()
     assert model(torch.rand(1, 3, 64, 64)).shape == (1, 7)
     assert isinstance(torchvision.__version__, str)
+
+
+def test_a_crash_after_the_last_checkpoint_still_finishes_the_job(local_settings: Settings) -> None:
+    spec = {"kind": "classifier_train", "input": "builtin:digits", "epochs": 1, "input_size": 16}
+    services, job_id, _ = submit(local_settings, spec)
+    start_job(services, "local", job_id)
+    models = ModelCache(local_settings, services.storage)
+    train_step(services, models, torch.device("cpu"), "local", job_id, 0)
+    assert services.jobs.get("local", job_id).status == JobStatus.succeeded
+    # As if the worker died after its final checkpoint but before the outputs: lose them, redeliver.
+    services.storage.delete(keys.model_weights("local", job_id))
+    services.coordinator.set_status(job_id, JobStatus.running.value)
+    record = services.jobs.load("local", job_id)
+    record.status = JobStatus.running
+    services.jobs.save(record)
+    train_step(services, models, torch.device("cpu"), "local", job_id, 0)
+    assert services.jobs.get("local", job_id).status == JobStatus.succeeded
+    assert services.storage.exists(keys.model_weights("local", job_id))

@@ -39,8 +39,8 @@ def train_step(
     if not isinstance(spec, ClassifierTrainSpec):
         raise TypeError(f"job {job_id} is not a training job")
     latest = _latest(services, tenant, job_id)
-    if latest is not None and latest["step"] > step:
-        _continue(services, tenant, job_id, latest["step"], bool(latest["done"]))  # redelivered: pass it on
+    if latest is not None and latest["step"] > step and not latest["done"]:
+        _continue(services, tenant, job_id, latest["step"], False)  # redelivered after it finished: pass it on
         return
     try:
         data = _data(services, tenant, spec, device)
@@ -59,13 +59,15 @@ def train_step(
         seed=spec.seed,
     )
     if latest is not None:
-        tensors = safetensors.torch.load(storage.get_bytes(latest["key"]))
-        trainer.load_state(tensors, _metadata(storage.get_bytes(latest["key"])))
-    trainer.train_for(spec.step_seconds, lambda: coordinator.get_status(job_id) == JobStatus.canceled.value)
-    tensors, metadata = trainer.state()
-    key = keys.checkpoint(tenant, job_id, step + 1)
-    storage.put_bytes(key, safetensors.torch.save(tensors, metadata=metadata))
-    storage.put_json(keys.checkpoint_latest(tenant, job_id), {"step": step + 1, "key": key, "done": trainer.done})
+        blob = storage.get_bytes(latest["key"])
+        trainer.load_state(safetensors.torch.load(blob), _metadata(blob))
+    if not trainer.done:  # (done already: a crash came after the last checkpoint; just finish below)
+        trainer.train_for(spec.step_seconds, lambda: coordinator.get_status(job_id) == JobStatus.canceled.value)
+        tensors, metadata = trainer.state()
+        key = keys.checkpoint(tenant, job_id, step + 1)
+        storage.put_bytes(key, safetensors.torch.save(tensors, metadata=metadata))
+        pointer = {"step": step + 1, "key": key, "done": trainer.done}
+        storage.put_json(keys.checkpoint_latest(tenant, job_id), pointer)
     record = services.jobs.load(tenant, job_id)
     record.progress = Progress(total=spec.epochs, done=trainer.epoch, failed=0)
     services.jobs.save(record)
