@@ -98,3 +98,18 @@ def test_training_chain_over_celery_then_explain_with_it(stack: Stack, tmp_path:
         assert results["summary"]["test_accuracy"] > 0.85
         assert httpx.get(results["files"]["model"]).status_code == 200
         assert client.get(f"/v1/jobs/{job['id']}", headers={"Authorization": "Bearer key-b"}).status_code == 404
+
+
+def test_s3_prefix_with_tricky_key_names_has_no_ground_truth(stack: Stack) -> None:
+    """A prefix shard lists S3 keys where archive shards carry ground truth: keys are never mistaken for it."""
+    from tests.support.images import png
+    from tests.support.s3 import client as s3_client
+
+    s3 = s3_client(stack.endpoint)  # type: ignore[attr-defined]
+    source = new_bucket(stack.endpoint)  # type: ignore[attr-defined]
+    s3.put_object(Bucket=source, Key="in/box/boxes.png", Body=png(seed=1))
+    with stack.client("key-a") as client:
+        job = client.post("/v1/jobs", json={**SPEC, "input": f"s3://{source}/in/"}).json()
+        assert wait_for_job(client, job["id"])["progress"] == {"total": 1, "done": 1, "failed": 0}
+        item = client.get(f"/v1/jobs/{job['id']}/results").json()["items"][0]
+        assert "quality" not in item["data"]

@@ -45,9 +45,10 @@ def run_shard(services: Services, models: ModelCache, device: Any, tenant: str, 
     if storage.exists(keys.shard_manifest(tenant, job_id, shard)):
         _complete(services, tenant, job_id, shard)
         return
-    entries = load_shard_entries(services, tenant, job_id, shard)["items"]
+    shard_entry = load_shard_entries(services, tenant, job_id, shard)
+    entries = shard_entry["items"]
     names = {int(e[0]): str(e[1]) for e in entries}
-    truths = {int(e[0]): e[2] for e in entries if len(e) > 2}
+    truths = {int(e[0]): e[2] for e in entries if len(e) > 2 and isinstance(e[2], dict)}  # tar shards only
     results = coordinator.item_results(job_id, list(names))
     pending = [i for i in names if i not in results]
     attempts = coordinator.attempts(job_id, pending)
@@ -75,7 +76,7 @@ def run_shard(services: Services, models: ModelCache, device: Any, tenant: str, 
             results.update(outcome)
             batch.clear()
 
-    for index, data in _read(services, tenant, job_id, shard, set(todo)):
+    for index, data in _read(services, tenant, job_id, shard, shard_entry, set(todo)):
         if coordinator.get_status(job_id) == JobStatus.canceled.value:
             break
         try:
@@ -152,9 +153,8 @@ def _reason(exc: Exception) -> str:
 
 
 def _read(
-    services: Services, tenant: str, job_id: str, shard: int, wanted: set[int]
+    services: Services, tenant: str, job_id: str, shard: int, entry: dict[str, Any], wanted: set[int]
 ) -> Iterator[tuple[int, bytes | Exception]]:
-    entry = load_shard_entries(services, tenant, job_id, shard)
     if not wanted:
         return
     if entry["source"] == "keys":
