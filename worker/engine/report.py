@@ -17,11 +17,14 @@ from shared.jobs import JobRecord
 from shared.storage import Storage
 from worker.engine.quality_summary import quality_section
 
+_EXTRA_PICTURES = {"boxes", "objects", "signed", "receptive_field", "overlay_rank2", "overlay_rank3"}
+"""Outputs shown small beside each item's overlay (the heatmap repeats the overlay, so it is left out)."""
+
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
 h1{font-size:1.4rem} .counts span{display:inline-block;margin-right:1.5rem}
 .gallery{display:flex;flex-wrap:wrap;gap:12px} figure{margin:0;width:200px}
-figure img{width:200px;height:auto;border:1px solid #ddd} figcaption{font-size:.8rem;word-break:break-all}
+figure img{width:200px;height:auto;border:1px solid #ddd} figure img.extra{width:64px;margin:2px 2px 0 0} figcaption{font-size:.8rem;word-break:break-all}
 table{border-collapse:collapse;font-size:.85rem;margin-bottom:1rem} td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}
 .ok{color:#137333} .bad{color:#b3261e}
 """
@@ -76,10 +79,18 @@ def render_report(
     for item in (i for i in items if i["status"] == "ok"):
         if len(figures) >= gallery_items:
             break
-        preview = item.get("outputs", {}).get("overlay") or next(iter(item.get("outputs", {}).values()), None)
+        outputs = item.get("outputs", {})
+        preview = outputs.get("overlay") or next(iter(outputs.values()), None)
         uri = _thumbnail(storage, preview) if preview else None
         if uri:
-            figures.append(f'<figure><img src="{uri}" alt=""><figcaption>{_caption(item)}</figcaption></figure>')
+            extras = "".join(
+                f'<img class="extra" src="{small}" alt="{html.escape(name)}" title="{html.escape(name)}">'
+                for name, key in list(outputs.items())[:8]
+                if key != preview and name in _EXTRA_PICTURES and (small := _thumbnail(storage, key, 96))
+            )
+            figures.append(
+                f'<figure><img src="{uri}" alt=""><div>{extras}</div><figcaption>{_caption(item)}</figcaption></figure>'
+            )
     failures = [
         f"<tr><td>{item['index']}</td><td>{html.escape(item['name'])}</td><td>{html.escape(str(item.get('error')))}</td></tr>"
         for item in items
