@@ -57,6 +57,7 @@ def test_whole_job_every_item_once_with_reasons(local_settings: Settings, tmp_pa
         assert isinstance(item["boxes"], list) and all(len(box) == 6 for box in item["boxes"])
     report = services.storage.get_bytes(keys.report("local", job_id)).decode()
     assert "broken/bomb.png" in report and "data:image/jpeg;base64" in report
+    assert 'alt="boxes"' in report and 'alt="objects"' in report  # the other pictures sit beside each overlay
     assert record.progress.done == 30 and record.progress.failed == len(expected)
 
 
