@@ -20,6 +20,8 @@ EPILOG = """examples:
   fovea submit spec.json -s model.preset=squeezenet1_1-imagenet --wait
   fovea results JOB_ID --out results/
   fovea run -s kind=saliency -s method=spectral_residual -s input=photos.tar   # no service at all
+  fovea submit -s kind=classifier_train -s input=builtin:shapes --wait          # train a model to explain
+  fovea submit -s kind=saliency -s input='builtin:shapes?n=200' -s 'model={"job": "JOB_ID"}' --wait
 """
 
 
