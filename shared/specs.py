@@ -51,10 +51,21 @@ class Unit(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     layer: str = Field(..., min_length=1, max_length=200, examples=["features.7"])
-    channel: int = Field(..., ge=0)
+    channel: Annotated[int, Field(ge=0)] | list[Annotated[int, Field(ge=0)]] = Field(
+        ..., description="A channel, or up to 64 channels (a grid of their receptive fields per image)"
+    )
     position: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]] | None = Field(
         None, description="[row, column] in the layer's output grid; null: the unit's most active position per image"
     )
+
+    @field_validator("channel")
+    @classmethod
+    def _channels(cls, value: int | list[int]) -> int | list[int]:
+        if isinstance(value, list) and not 1 <= len(value) <= 64:
+            raise ValueError("give 1 to 64 channels")
+        if isinstance(value, list) and len(set(value)) != len(value):
+            raise ValueError("channels must be distinct")
+        return value
 
 
 class SaliencySpec(_Spec):

@@ -121,6 +121,14 @@ def test_idempotent_resubmission(client: TestClient, tmp_path: Path) -> None:
         ({"top_k": 0}, "top_k"),
         (
             {
+                "method": "gradient",
+                "model": {"preset": "squeezenet1_1-imagenet"},
+                "target": {"layer": "features.9", "channel": [1, 1]},
+            },
+            "target",
+        ),
+        (
+            {
                 "method": "grad_cam",
                 "model": {"preset": "squeezenet1_1-imagenet"},
                 "target": {"layer": "x", "channel": 0},

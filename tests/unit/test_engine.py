@@ -153,6 +153,7 @@ def test_top_classes_units_and_signed_maps(local_settings: Settings, tmp_path: P
         ({"target": {"top_k": 3}}, {"heatmap_rank1", "overlay_rank3"}),
         ({"target": {"layer": "features.4", "channel": 4}, "signed": True}, {"heatmap", "signed", "receptive_field"}),
         ({"target": 2, "signed": True, "raw_map": True}, {"heatmap", "signed", "raw_map"}),
+        ({"target": {"layer": "features.4", "channel": [1, 3, 5]}}, {"heatmap_ch1", "overlay_ch5", "unit_grid"}),
     ]
     for extra, expected_outputs in cases:
         spec = {"kind": "saliency", "method": "gradient", "model": model, **extra}
@@ -164,7 +165,10 @@ def test_top_classes_units_and_signed_maps(local_settings: Settings, tmp_path: P
             assert expected_outputs <= set(item["outputs"]), (extra, item["outputs"].keys())
             if "top_k" in str(extra):
                 assert [t["class"] for t in item["targets"]] == [p["class"] for p in item["predictions"][:3]]
-            if "layer" in str(extra):
+            if "[1, 3, 5]" in str(extra):
+                assert [u["channel"] for u in item["units"]] == [1, 3, 5]
+                assert {"receptive_field_ch1", "receptive_field_ch3"} <= set(item["outputs"])
+            elif "layer" in str(extra):
                 unit = item["unit"]
                 assert unit["channel"] == 4 and len(unit["position"]) == 2 and len(unit["receptive_field"]) == 4
             if extra.get("target") == 2:

@@ -31,3 +31,10 @@ def test_percentile_normalisation_clips_outliers() -> None:
 def test_fit_within_keeps_aspect() -> None:
     assert render.fit_within(4000, 3000, 1024) == (1024, 768)
     assert render.fit_within(100, 50, 1024) == (100, 50)
+
+
+def test_grid_places_every_tile() -> None:
+    tiles = [np.full((10, 4 + i, 3), i * 40, dtype=np.uint8) for i in range(5)]
+    out = render.grid(tiles, columns=2, gap=2)
+    assert out.shape == (3 * 10 + 2 * 2, 2 * 8 + 2, 3)
+    assert (out[0:10, 0:4] == 0).all() and (out[24:34, 0:8] == 160).all()

@@ -17,7 +17,7 @@ from shared.jobs import JobRecord
 from shared.storage import Storage
 from worker.engine.quality_summary import quality_section
 
-_EXTRA_PICTURES = {"boxes", "objects", "signed", "receptive_field", "overlay_rank2", "overlay_rank3"}
+_EXTRA_PICTURES = {"boxes", "objects", "signed", "receptive_field", "unit_grid", "overlay_rank2", "overlay_rank3"}
 """Outputs shown small beside each item's overlay (the heatmap repeats the overlay, so it is left out)."""
 
 _STYLE = """
@@ -47,6 +47,9 @@ def _caption(item: dict[str, Any]) -> str:
     if unit:
         where = f" at {unit['position']}" if unit.get("position") else ""
         text += f"<br>unit <b>{html.escape(unit['layer'])}:{unit['channel']}</b>{where}, activation {unit['activation']:.3g}"
+    if item.get("units"):
+        layers = {u["layer"] for u in item["units"]}
+        text += f"<br>{len(item['units'])} units of <b>{html.escape(', '.join(sorted(layers)))}</b>"
     boxes = item.get("boxes")
     if boxes is not None:
         text += f"<br>{len(boxes)} object box(es)"

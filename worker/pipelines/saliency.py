@@ -172,34 +172,43 @@ class SaliencyPipeline(MapPipeline):
         }
 
     def _units(self, items: list[Item], loaded: LoadedModel, inputs: torch.Tensor, unit: Unit) -> list[Outcome]:
-        result = unit_saliency(loaded.module, inputs, unit.layer, unit.channel, unit.position)
+        channels = unit.channel if isinstance(unit.channel, list) else [unit.channel]
+        results = [unit_saliency(loaded.module, inputs, unit.layer, c, unit.position) for c in channels]
         size = loaded.ref.input_size
         outcomes = []
         for row, item in enumerate(items):
             outcome = self._outcome(item)
-            saliency = result.maps[row].cpu().numpy()
-            signed = result.signed[row].cpu().numpy() if self.spec.signed else None
-            self._add_maps(outcome, item, saliency, "", signed)
-            height, width = item.image.shape[:2]
-            box = result.support[row]
-            field = None
-            if box is not None:  # input grid -> image pixels (the image was resized whole)
-                field = [
-                    int(box[0] * width / size),
-                    int(box[1] * height / size),
-                    max(int(box[0] * width / size) + 1, round(box[2] * width / size)),
-                    max(int(box[1] * height / size) + 1, round(box[3] * height / size)),
-                ]
-                crop = _receptive_field_picture(item.image, saliency, field, self.spec.colormap)
-                outcome.outputs["receptive_field"] = self.ctx.write(item, "receptive_field.jpg", crop, "image/jpeg")
-            position = result.positions[row]
-            outcome.data["unit"] = {
-                "layer": unit.layer,
-                "channel": unit.channel,
-                "position": list(position) if position is not None else None,
-                "activation": round(float(result.activations[row]), 6),
-                "receptive_field": field,
-            }
+            described, tiles = [], []
+            for channel, result in zip(channels, results, strict=True):
+                suffix = f"_ch{channel}" if len(channels) > 1 else ""
+                saliency = result.maps[row].cpu().numpy()
+                signed = result.signed[row].cpu().numpy() if self.spec.signed else None
+                self._add_maps(outcome, item, saliency, suffix, signed)
+                field = _field_in_image(result.support[row], item.image.shape[:2], size)
+                if field is not None:
+                    tile = _receptive_field_picture(item.image, saliency, field, self.spec.colormap)
+                    tiles.append(render.caption(tile, f"{unit.layer}:{channel}  {float(result.activations[row]):.3g}"))
+                    data = render.encode_jpeg(tile)
+                    outcome.outputs["receptive_field" + suffix] = self.ctx.write(
+                        item, f"receptive_field{suffix}.jpg", data, "image/jpeg"
+                    )
+                position = result.positions[row]
+                described.append(
+                    {
+                        "layer": unit.layer,
+                        "channel": channel,
+                        "position": list(position) if position is not None else None,
+                        "activation": round(float(result.activations[row]), 6),
+                        "receptive_field": field,
+                    }
+                )
+            if len(channels) > 1:
+                outcome.data["units"] = described
+                if tiles:
+                    picture = render.encode_jpeg(render.grid(tiles))
+                    outcome.outputs["unit_grid"] = self.ctx.write(item, "unit_grid.jpg", picture, "image/jpeg")
+            else:
+                outcome.data["unit"] = described[0]
             outcome.data["predictions"] = []
             outcomes.append(outcome)
         return outcomes
@@ -248,7 +257,16 @@ def _predictions(loaded: LoadedModel, logits: torch.Tensor, top_k: int) -> list[
     ]
 
 
-def _receptive_field_picture(image: np.ndarray, saliency: np.ndarray, box: list[int], colormap: str) -> bytes:
+def _field_in_image(box: tuple[int, int, int, int] | None, shape: tuple[int, ...], size: int) -> list[int] | None:
+    """A box in the model's input grid -> image pixels (the image was resized whole to size x size)."""
+    if box is None:
+        return None
+    height, width = shape[0], shape[1]
+    x0, y0 = int(box[0] * width / size), int(box[1] * height / size)
+    return [x0, y0, max(x0 + 1, round(box[2] * width / size)), max(y0 + 1, round(box[3] * height / size))]
+
+
+def _receptive_field_picture(image: np.ndarray, saliency: np.ndarray, box: list[int], colormap: str) -> np.ndarray:
     """The image inside the unit's receptive field beside the gradient there, both 160 px tall."""
     height, width = image.shape[:2]
     x0, y0, x1, y1 = box
@@ -258,7 +276,7 @@ def _receptive_field_picture(image: np.ndarray, saliency: np.ndarray, box: list[
     target_w = max(1, round((x1 - x0) * scale))
     resized = [render.resize_map(crop, target_w, 160) for crop in crops]
     gap = np.full((160, 4, 3), 255, dtype=np.uint8)
-    return render.encode_jpeg(np.concatenate([resized[0], gap, resized[1]], axis=1))
+    return np.concatenate([resized[0], gap, resized[1]], axis=1)
 
 
 def _label(names: list[str] | None, index: int) -> str:

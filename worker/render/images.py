@@ -82,3 +82,23 @@ def encode_npy(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
     return buffer.getvalue()
+
+
+def grid(tiles: list[np.ndarray], columns: int = 4, gap: int = 6) -> np.ndarray:
+    """Tiles (RGB, any sizes) in rows of ``columns`` on white, each cell as large as the largest tile."""
+    height = max(t.shape[0] for t in tiles)
+    width = max(t.shape[1] for t in tiles)
+    rows = (len(tiles) + columns - 1) // columns
+    cols = min(columns, len(tiles))
+    out = np.full((rows * (height + gap) - gap, cols * (width + gap) - gap, 3), 255, dtype=np.uint8)
+    for i, tile in enumerate(tiles):
+        y, x = (i // columns) * (height + gap), (i % columns) * (width + gap)
+        out[y : y + tile.shape[0], x : x + tile.shape[1]] = tile
+    return out
+
+
+def caption(tile: np.ndarray, text: str, height: int = 20) -> np.ndarray:
+    """The tile with a strip of dark text above it."""
+    strip = np.full((height, tile.shape[1], 3), 255, dtype=np.uint8)
+    cv2.putText(strip, text, (2, height - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (30, 30, 30), 1, cv2.LINE_AA)
+    return np.concatenate([strip, tile], axis=0)
