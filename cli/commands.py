@@ -14,6 +14,7 @@ import httpx
 
 from cli.client import Client
 from cli.samples import sample_archive
+from shared import keys
 from shared.settings import get_settings
 
 URI_SCHEMES = ("upload://", "s3://", "builtin:")
@@ -63,7 +64,6 @@ def run_inprocess(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one job in this process on the local embedded store; returns the finished job record."""
     from tqdm import tqdm
 
-    from shared import keys
     from shared.jobs import new_id
     from shared.specs import parse_spec
     from worker.engine.inprocess import run_job_inprocess
@@ -135,7 +135,7 @@ def demo(out_dir: Path) -> int:
         job = client.wait(job["id"])
         p = job["progress"]
         print(f"demo: job {job['id']} {job['status']}: {p['done']} ok, {p['failed']} failed of {p['total']}")
-        report = _local_path(settings, f"tenants/local/jobs/{job['id']}/report/index.html")
+        report = _local_path(settings, keys.report("local", job["id"]))
         print(f"demo: HTML report: {report}")
         return 0 if job["status"] == "succeeded" else 1
     finally:
