@@ -35,6 +35,7 @@ class LocalStorage(Storage):
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are meant to be read (reports, downloads)
         try:
             with os.fdopen(fd, "wb") as out:
                 count = writer(out)
