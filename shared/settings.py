@@ -55,10 +55,9 @@ class Settings(BaseSettings):
     report_gallery_items: int = 120
 
     device: str = Field("auto", description="torch device for pipelines: auto, cpu, cuda, cuda:N")
-    batch_size: int = 16
     fault_delay_s: float = Field(0.0, description="Sleep per batch; only for fault-injection drills")
 
-    @field_validator("shard_items", "batch_size", "max_deliveries")
+    @field_validator("shard_items", "max_deliveries")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

@@ -12,11 +12,12 @@ from celery import Task
 
 from shared.errors import Retryable
 from shared.jobs import JobStatus
+from shared.jobstore import LIVE
 from shared.settings import get_settings
 from worker.celery_app import app
 from worker.engine.context import resolve_device
 from worker.engine.finalize import finalize_job
-from worker.engine.lifecycle import STARTABLE, start_job
+from worker.engine.lifecycle import start_job
 from worker.engine.models import ModelCache
 from worker.engine.services import FINALIZE_TASK, PLAN_TASK, SHARD_TASK, TRAIN_STEP_TASK, Services
 from worker.engine.shard import abandon_shard, run_shard
@@ -51,7 +52,7 @@ def plan(self: Task, tenant: str, job_id: str) -> None:
         raise
     except Exception as exc:
         log.exception("planning job %s failed", job_id)
-        rt.services.jobs.transition(tenant, job_id, JobStatus.failed, STARTABLE, error=f"planning failed: {exc}")
+        rt.services.jobs.transition(tenant, job_id, JobStatus.failed, LIVE, error=f"planning failed: {exc}")
 
 
 @app.task(name=SHARD_TASK, bind=True, **RETRY)
@@ -94,4 +95,4 @@ def train(self: Task, tenant: str, job_id: str, step: int) -> None:
         log.exception("training step %s of job %s failed", step, job_id)
         if self.request.retries < rt.services.settings.max_deliveries:
             raise self.retry(exc=exc, countdown=5) from exc
-        rt.services.jobs.transition(tenant, job_id, JobStatus.failed, STARTABLE, error=f"training failed: {exc}")
+        rt.services.jobs.transition(tenant, job_id, JobStatus.failed, LIVE, error=f"training failed: {exc}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,9 +93,6 @@ class LocalStorage(Storage):
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
-
-    def delete_prefix(self, prefix: str) -> None:
-        shutil.rmtree(self.path(prefix), ignore_errors=True)
 
     def presign_get(self, key: str, expires_s: int) -> str:
         return self._public_url + signing.signed_path(self._secret, "GET", FILES_ROUTE, key, expires_s)

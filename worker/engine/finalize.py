@@ -12,13 +12,12 @@ from typing import Any
 from shared import keys
 from shared.errors import NotFound
 from shared.jobs import JobStatus, Progress, now
+from shared.jobstore import LIVE
 from worker.engine.aggregate import write_mean_map
 from worker.engine.quality_summary import summarise_quality
 from worker.engine.report import render_report
 from worker.engine.services import Services
 from worker.engine.shard import CANCELED_REASON
-
-LIVE = frozenset({JobStatus.queued.value, JobStatus.running.value})
 
 
 def collect_items(services: Services, tenant: str, job_id: str) -> tuple[list[dict[str, Any]], int]:

@@ -68,10 +68,6 @@ def resolve_input(
         raise InvalidInput(f"input not found: {uri}") from exc
 
 
-def open_object(settings: Settings, bucket: str, key: str) -> bytes:
-    return open_storage(settings, bucket=bucket).get_bytes(key)
-
-
 def _refuse_service_area(settings: Settings, bucket: str, key: str) -> None:
     """Tenants read other tenants' data only through the API: the service's own area is off limits."""
     url = settings.resolved_storage_url()

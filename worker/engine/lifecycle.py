@@ -7,14 +7,13 @@ import logging
 from shared import keys
 from shared.errors import InvalidInput, NotFound
 from shared.jobs import TERMINAL, JobStatus, Progress
+from shared.jobstore import LIVE
 from shared.specs import TRAIN_KINDS
 from worker.engine.finalize import finalize_job
 from worker.engine.plan import build_plan
 from worker.engine.services import FINALIZE_TASK, SHARD_TASK, TRAIN_STEP_TASK, Services
 
 log = logging.getLogger(__name__)
-
-STARTABLE = frozenset({JobStatus.queued.value, JobStatus.running.value})
 
 
 def start_job(services: Services, tenant: str, job_id: str) -> None:
@@ -26,7 +25,7 @@ def start_job(services: Services, tenant: str, job_id: str) -> None:
         return
     if status is not None and JobStatus(status) in TERMINAL:
         return
-    record = services.jobs.transition(tenant, job_id, JobStatus.running, STARTABLE)
+    record = services.jobs.transition(tenant, job_id, JobStatus.running, LIVE)
     if record is None:
         return
     if record.kind in TRAIN_KINDS:
@@ -40,7 +39,7 @@ def start_job(services: Services, tenant: str, job_id: str) -> None:
             plan = build_plan(services, tenant, job_id, str(record.spec["input"]))
     except InvalidInput as exc:
         log.info("job %s failed in planning: %s", job_id, exc)
-        services.jobs.transition(tenant, job_id, JobStatus.failed, STARTABLE, error=str(exc))
+        services.jobs.transition(tenant, job_id, JobStatus.failed, LIVE, error=str(exc))
         return
     coordinator.set_plan(job_id, int(plan["total"]), int(plan["shards"]))
     coordinator.record_items(job_id, {int(e["index"]): e for e in plan["errors"]})

@@ -22,8 +22,8 @@ from shared import keys
 from shared.errors import FoveaError, ItemError, NotFound
 from shared.jobs import JobStatus
 from shared.specs import parse_spec
+from shared.storage import open_storage
 from worker.engine.context import JobContext
-from worker.engine.inputs import open_object
 from worker.engine.models import ModelCache
 from worker.engine.plan import load_shard_entries
 from worker.engine.services import FINALIZE_TASK, Services
@@ -66,7 +66,6 @@ def run_shard(services: Services, models: ModelCache, device: Any, tenant: str, 
     spec = parse_spec(record.spec)
     ctx = JobContext(storage, models, tenant, job_id, device)
     pipeline = map_pipeline(spec.kind)(spec, ctx)
-    batch_size = getattr(pipeline, "batch_size", settings.batch_size)
     batch: list[Item] = []
 
     def flush() -> None:
@@ -95,7 +94,7 @@ def run_shard(services: Services, models: ModelCache, device: Any, tenant: str, 
             flush()
             continue
         batch.append(item)
-        if len(batch) >= batch_size:
+        if len(batch) >= pipeline.batch_size:
             flush()
     if coordinator.get_status(job_id) != JobStatus.canceled.value:
         flush()
@@ -158,10 +157,11 @@ def _read(
     if not wanted:
         return
     if entry["source"] == "keys":
+        source = open_storage(services.settings, bucket=entry["bucket"])  # one client for the whole shard
         for index, _name, key in entry["items"]:
             if index in wanted:
                 try:
-                    yield int(index), open_object(services.settings, entry["bucket"], key)
+                    yield int(index), source.get_bytes(key)
                 except NotFound:
                     yield int(index), ItemError("object disappeared from the store before it was read")
         return

@@ -15,8 +15,8 @@ import torch
 from shared import keys
 from shared.errors import InvalidInput
 from shared.jobs import JobStatus, Progress
+from shared.jobstore import LIVE
 from shared.specs import ClassifierTrainSpec, parse_spec
-from worker.engine.finalize import LIVE
 from worker.engine.inputs import ArchiveInput, resolve_input
 from worker.engine.models import ModelCache
 from worker.engine.services import TRAIN_STEP_TASK, Services

@@ -49,7 +49,7 @@ class MapPipeline(ABC):
     """A job kind with one result per input item. ``run_batch`` may raise: the caller then retries
     the batch one item at a time, so one bad item fails alone."""
 
-    default_batch_size = 16
+    batch_size = 16  # images per call of run_batch; kinds set their own
 
     def __init__(self, spec: Any, ctx: PipelineContext) -> None:
         self.spec = spec
