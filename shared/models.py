@@ -24,10 +24,19 @@ ARCHITECTURES = (
     "vgg16",
     "alexnet",
     "tiny_cnn",
+    "inception5h",
+    "inception_v3",
 )
 
-Preprocessing = Literal["imagenet", "symmetric", "unit"]
-"""imagenet: RGB/255 then ImageNet mean/std; symmetric: RGB/127.5 - 1; unit: RGB/255."""
+Preprocessing = Literal["imagenet", "symmetric", "unit", "inception5h"]
+"""imagenet: RGB/255 then ImageNet mean/std; symmetric: RGB/127.5 - 1; unit: RGB/255;
+inception5h: RGB in 0..255 minus 117 (the original DeepDream GoogLeNet)."""
+
+ClassNames = Literal["imagenet", "inception5h"]
+"""Named label sets: torchvision's 1000 ImageNet classes, or inception5h's 1008 outputs (its labels file
+in the assets folder; indices 0 and 1001..1007 are unused)."""
+
+CLASS_COUNTS = {"imagenet": 1000, "inception5h": 1008}
 
 _WEIGHTS = re.compile(r"^(assets:[A-Za-z0-9._/-]+|upload://[A-Za-z0-9_-]+|s3://[^/\s]+/\S+|torchvision:[A-Z0-9_]+)$")
 
@@ -43,6 +52,13 @@ PRESETS: dict[str, dict[str, object]] = {
         "weights": "assets:weights/mobilenet_v2-imagenet-int8.safetensors",
         "preprocessing": "symmetric",
         "class_names": "imagenet",
+    },
+    "inception5h": {
+        "arch": "inception5h",
+        "weights": "assets:weights/inception5h.safetensors",
+        "preprocessing": "inception5h",
+        "class_names": "inception5h",
+        "num_classes": 1008,
     },
 }
 
@@ -63,8 +79,10 @@ class ModelRef(BaseModel):
     num_classes: int = Field(1000, ge=1, le=100_000)
     preprocessing: Preprocessing = "imagenet"
     input_size: int = Field(224, ge=16, le=1024, description="Images are resized to input_size x input_size")
-    class_names: Literal["imagenet"] | list[str] | None = Field(
-        None, description="'imagenet' for the 1000 ImageNet classes, a list, or null for indices"
+    class_names: ClassNames | list[str] | None = Field(
+        None,
+        description="'imagenet' for the 1000 ImageNet classes, 'inception5h' for that network's 1008 labels, "
+        "a list, or null for indices",
     )
 
     @model_validator(mode="before")
@@ -93,8 +111,8 @@ class ModelRef(BaseModel):
             raise ValueError("weights must be null, assets:PATH, upload://ID, s3://BUCKET/KEY or torchvision:NAME")
         if self.weights and self.weights.startswith("assets:") and ".." in self.weights.split("/"):
             raise ValueError("weights path must not contain '..'")
-        if self.class_names == "imagenet" and self.num_classes != 1000:
-            raise ValueError("class_names 'imagenet' needs num_classes 1000")
+        if isinstance(self.class_names, str) and self.num_classes != CLASS_COUNTS[self.class_names]:
+            raise ValueError(f"class_names {self.class_names!r} needs num_classes {CLASS_COUNTS[self.class_names]}")
         if isinstance(self.class_names, list) and len(self.class_names) != self.num_classes:
             raise ValueError(f"class_names has {len(self.class_names)} names for {self.num_classes} classes")
         return self

@@ -63,6 +63,8 @@ class ModelCache:
         names: list[str] | None
         if ref.class_names == "imagenet":
             names = zoo.imagenet_class_names()
+        elif ref.class_names == "inception5h":
+            names = zoo.inception5h_class_names(str(self._asset("weights/inception5h_labels.txt")))
         elif isinstance(ref.class_names, list):
             names = list(ref.class_names)
         else:
@@ -99,12 +101,7 @@ class ModelCache:
     def _state_dict(self, ref: ModelRef, tenant: str) -> dict[str, torch.Tensor]:
         weights = ref.weights or ""
         if weights.startswith("assets:"):
-            if self._settings.assets_dir is None:
-                raise InvalidInput("weights 'assets:...' need FOVEA_ASSETS_DIR to be set on the worker")
-            path = Path(self._settings.assets_dir) / weights.removeprefix("assets:")
-            if not path.is_file():
-                raise InvalidInput(f"weights file not found in the assets folder: {path.name}")
-            return safetensors.torch.load_file(str(path))
+            return safetensors.torch.load_file(str(self._asset(weights.removeprefix("assets:"))))
         if weights.startswith("upload://"):
             from shared import keys
 
@@ -123,6 +120,14 @@ class ModelCache:
         if weights.startswith("torchvision:"):
             return self._torchvision_state(ref, weights.removeprefix("torchvision:"))
         raise InvalidInput(f"unsupported weights reference {weights!r}")
+
+    def _asset(self, relative: str) -> Path:
+        if self._settings.assets_dir is None:
+            raise InvalidInput(f"'assets:{relative}' needs FOVEA_ASSETS_DIR to be set on the worker")
+        path = Path(self._settings.assets_dir) / relative
+        if not path.is_file():
+            raise InvalidInput(f"file not found in the assets folder: {relative}")
+        return path
 
     def _torchvision_state(self, ref: ModelRef, name: str) -> dict[str, torch.Tensor]:
         import torchvision

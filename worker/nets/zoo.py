@@ -13,6 +13,7 @@ import torch
 import torchvision
 from torch import nn
 
+from worker.nets.inception5h import Inception5h
 from worker.nets.tiny import TinyCNN
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -35,6 +36,10 @@ BUILDERS: MappingProxyType[str, Callable[[int], nn.Module]] = MappingProxyType(
         "vgg16": _torchvision("vgg16"),
         "alexnet": _torchvision("alexnet"),
         "tiny_cnn": lambda num_classes: TinyCNN(num_classes),
+        "inception5h": lambda num_classes: Inception5h(num_classes),
+        "inception_v3": lambda num_classes: torchvision.models.inception_v3(
+            weights=None, num_classes=num_classes, aux_logits=False, init_weights=False
+        ),
     }
 )
 
@@ -77,7 +82,35 @@ def normalize(batch: torch.Tensor, mode: str) -> torch.Tensor:
         return batch / 127.5 - 1.0
     if mode == "unit":
         return batch / 255.0
+    if mode == "inception5h":
+        return batch - 117.0
     raise ValueError(f"unknown preprocessing {mode!r}")
+
+
+def denormalize(inputs: torch.Tensor, mode: str) -> torch.Tensor:
+    """The inverse of ``normalize``: model inputs -> pixel values 0..255 (not clamped)."""
+    if mode == "imagenet":
+        mean = torch.tensor(_IMAGENET_MEAN, device=inputs.device)[:, None, None]
+        std = torch.tensor(_IMAGENET_STD, device=inputs.device)[:, None, None]
+        return (inputs * std + mean) * 255.0
+    if mode == "symmetric":
+        return (inputs + 1.0) * 127.5
+    if mode == "unit":
+        return inputs * 255.0
+    if mode == "inception5h":
+        return inputs + 117.0
+    raise ValueError(f"unknown preprocessing {mode!r}")
+
+
+def pixel_scale(mode: str, device: torch.device | None = None) -> torch.Tensor:
+    """Model-input units per pixel value (0..255), per channel, shaped (3, 1, 1): converts a step given
+    in pixel values into the model's input space."""
+    if mode == "imagenet":
+        return 1.0 / (255.0 * torch.tensor(_IMAGENET_STD, device=device))[:, None, None]
+    per_pixel = {"symmetric": 1.0 / 127.5, "unit": 1.0 / 255.0, "inception5h": 1.0}.get(mode)
+    if per_pixel is None:
+        raise ValueError(f"unknown preprocessing {mode!r}")
+    return torch.full((3, 1, 1), per_pixel, device=device)
 
 
 def replace_classifier(module: nn.Module, num_classes: int) -> nn.Module:
@@ -97,6 +130,15 @@ def replace_classifier(module: nn.Module, num_classes: int) -> nn.Module:
                     head[index] = nn.Conv2d(layer.in_channels, num_classes, kernel_size=1)
                     return module
     raise ValueError("cannot find the classifier layer to replace")
+
+
+def inception5h_class_names(labels_file: str) -> list[str]:
+    """The 1008 output names of inception5h: its labels file (WordNet id, then names) padded with 'unused'."""
+    with open(labels_file, encoding="utf-8") as handle:
+        lines = [line.strip() for line in handle]
+    names = [line.split(" ", 1)[1] if line.startswith("n") and " " in line else line for line in lines]
+    names += [f"unused {i}" for i in range(len(names), 1008)]
+    return names[:1008]
 
 
 def imagenet_class_names() -> list[str]:
