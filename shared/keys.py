@@ -67,6 +67,15 @@ def item_output(tenant: str, job_id: str, index: int, output: str) -> str:
     return job_prefix(tenant, job_id) + f"items/{index:08d}/{safe_component(output)}"
 
 
+def job_output(tenant: str, job_id: str, output: str) -> str:
+    """A picture of the whole job (a contact sheet, a filter grid), beside the per-item outputs."""
+    return job_prefix(tenant, job_id) + f"job/{safe_component(output)}"
+
+
+def job_outputs_prefix(tenant: str, job_id: str) -> str:
+    return job_prefix(tenant, job_id) + "job/"
+
+
 def manifest(tenant: str, job_id: str) -> str:
     return job_prefix(tenant, job_id) + "manifest.json"
 

@@ -8,33 +8,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from shared.models import ARCHITECTURES, ModelRef
-
-_INPUT = re.compile(
-    r"^(upload://[A-Za-z0-9_-]+|s3://[a-z0-9][a-z0-9.-]{1,62}/\S*|builtin:shapes(\?n=\d{1,6}(&seed=\d{1,9})?)?)$"
-)
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = Field(None, max_length=200, description="A label shown in listings and the report")
-    input: str = Field(
-        ...,
-        description=(
-            "upload://ID (from POST /v1/uploads), s3://bucket/archive.tar|.tar.gz|.zip, s3://bucket/prefix/, or "
-            "builtin:shapes[?n=200&seed=12345] (generated shapes with ground-truth boxes: quality figures)"
-        ),
-        examples=["upload://u_0123456789abcdef"],
-    )
-
-    @field_validator("input")
-    @classmethod
-    def _input_uri(cls, value: str) -> str:
-        if not _INPUT.match(value):
-            raise ValueError(
-                "input must be upload://ID, s3://bucket/key (an archive), s3://bucket/prefix/ or builtin:shapes[?n=N&seed=S]"
-            )
-        return value
+from shared.optvis_specs import DeepDreamSpec, FeatureVisualizationSpec, FiltersSpec, InversionSpec
+from shared.spec_base import ArchiveSpec
 
 
 class TopClasses(BaseModel):
@@ -68,7 +43,7 @@ class Unit(BaseModel):
         return value
 
 
-class SaliencySpec(_Spec):
+class SaliencySpec(ArchiveSpec):
     """Saliency maps for every image of an archive.
 
     ``spectral_residual`` (Hou & Zhang 2007, OpenCV contrib) needs no model. ``gradient``
@@ -204,12 +179,12 @@ class ClassifierTrainSpec(BaseModel):
         return value
 
 
-JobSpec = Annotated[SaliencySpec | ClassifierTrainSpec, Field(discriminator="kind")]
+AnySpec = SaliencySpec | ClassifierTrainSpec | FeatureVisualizationSpec | InversionSpec | FiltersSpec | DeepDreamSpec
+
+JobSpec = Annotated[AnySpec, Field(discriminator="kind")]
 """All job kinds, discriminated by ``kind``. New kinds join this union."""
 
-AnySpec = SaliencySpec | ClassifierTrainSpec
-
-MAP_KINDS = frozenset({"saliency"})
+MAP_KINDS = frozenset({"saliency", "feature_visualization", "inversion", "filters", "deepdream"})
 """Kinds with one output per input item (planned into shards)."""
 
 TRAIN_KINDS = frozenset({"classifier_train"})

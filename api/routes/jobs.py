@@ -26,7 +26,9 @@ _ITEM_FIELDS = {"index", "name", "status", "outputs", "error"}
 
 
 def _check_input(state: State, tenant: str, spec: JobSpec) -> None:
-    uri = spec.input
+    uri = getattr(spec, "input", None)  # feature visualisation has no input: its items are its targets
+    if uri is None:
+        return
     if uri.startswith("upload://"):
         found = next(iter(state.storage.list(keys.uploads_prefix(tenant, uri.removeprefix("upload://")))), None)
         if found is None:

@@ -36,9 +36,9 @@ def test_every_octave_raises_the_activation_and_the_size_is_kept() -> None:
     image = torch.rand(2, 3, 45, 61, generator=torch.Generator().manual_seed(1))
     result = dream(model, image, _settings(), torch.Generator().manual_seed(0))
     assert result.images.shape == image.shape
-    assert [tuple(o["shape"]) for o in result.octave_losses] == [(22, 31), (32, 43), (45, 61)]
+    assert [o.shape for o in result.octave_losses] == [(22, 31), (32, 43), (45, 61)]
     for octave in result.octave_losses:
-        assert all(last > first for first, last in zip(octave["loss_first"], octave["loss_last"], strict=True)), octave
+        assert all(last > first for first, last in zip(octave.loss_first, octave.loss_last, strict=True)), octave
     assert hook_count(model) == 0
 
 
@@ -78,7 +78,9 @@ def test_lost_detail_is_reinjected() -> None:
     image = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(5))
     no_steps = _settings(steps=0)
     kept = dream(model, image, no_steps, torch.Generator()).images
-    lost = dream(model, image, DreamSettings(**{**no_steps.__dict__, "reinject_detail": False}), torch.Generator()).images
+    lost = dream(
+        model, image, DreamSettings(**{**no_steps.__dict__, "reinject_detail": False}), torch.Generator()
+    ).images
     assert torch.allclose(kept, image, atol=1e-5)  # with no ascent, re-injection gives the input back
     assert (lost - image).abs().mean() > 0.05  # without it, the octaves blur the image
 

@@ -80,7 +80,12 @@ def test_a_seeded_render_is_bit_identical() -> None:
         transform = T.standard()
         settings = RenderSettings(steps=5, learning_rate=0.05)
         return render(
-            model, objectives.channel("2", [0, 1, 3]), param, settings, preprocessing="unit", generator=generator,
+            model,
+            objectives.channel("2", [0, 1, 3]),
+            param,
+            settings,
+            preprocessing="unit",
+            generator=generator,
             transform=transform,
         ).images
 
@@ -91,10 +96,13 @@ def test_transforms_keep_the_batch_and_draw_from_the_generator() -> None:
     x = torch.rand(2, 3, 40, 40)
     out = T.standard()(x, torch.Generator().manual_seed(0))
     assert out.shape[:2] == (2, 3) and 60 <= out.shape[-1] <= 72
-    assert torch.equal(T.jitter(4)(x, torch.Generator().manual_seed(5)), T.jitter(4)(x, torch.Generator().manual_seed(5)))
+    assert torch.equal(
+        T.jitter(4)(x, torch.Generator().manual_seed(5)), T.jitter(4)(x, torch.Generator().manual_seed(5))
+    )
     rotated = T.random_rotate([90])(x, torch.Generator())
-    assert torch.allclose(rotated[0, 0, 1:-1, 1:-1], torch.rot90(x[0, 0], 1, dims=(0, 1))[1:-1, 1:-1], atol=1e-4) or \
-        torch.allclose(rotated[0, 0, 1:-1, 1:-1], torch.rot90(x[0, 0], -1, dims=(0, 1))[1:-1, 1:-1], atol=1e-4)
+    assert torch.allclose(
+        rotated[0, 0, 1:-1, 1:-1], torch.rot90(x[0, 0], 1, dims=(0, 1))[1:-1, 1:-1], atol=1e-4
+    ) or torch.allclose(rotated[0, 0, 1:-1, 1:-1], torch.rot90(x[0, 0], -1, dims=(0, 1))[1:-1, 1:-1], atol=1e-4)
 
 
 def test_class_images_of_the_trained_shapes_classifier_are_recognised() -> None:
@@ -104,7 +112,12 @@ def test_class_images_of_the_trained_shapes_classifier_are_recognised() -> None:
     param = FFTImage(len(targets), SIZE, SIZE, generator=generator, device=CPU)
     settings = RenderSettings(steps=96, learning_rate=0.05)
     result = render(
-        model, objectives.class_logit(targets), param, settings, preprocessing="unit", generator=generator,
+        model,
+        objectives.class_logit(targets),
+        param,
+        settings,
+        preprocessing="unit",
+        generator=generator,
         transform=T.compose([T.pad(4), T.jitter(4)]),
     )
     with torch.no_grad():
@@ -113,7 +126,9 @@ def test_class_images_of_the_trained_shapes_classifier_are_recognised() -> None:
     assert logits.argmax(dim=1).tolist() == targets
     rows = torch.arange(len(targets))
     assert (logits[rows, targets] > random_logits[rows, targets] + 5.0).all(), (logits, random_logits)
-    assert torch.allclose(evaluate(model, objectives.class_logit(targets), result.images, "unit"), logits[rows, targets])
+    assert torch.allclose(
+        evaluate(model, objectives.class_logit(targets), result.images, "unit"), logits[rows, targets]
+    )
 
 
 def test_inversion_error_falls_and_is_lower_for_shallow_layers() -> None:

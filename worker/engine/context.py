@@ -31,5 +31,10 @@ class JobContext:
         self.storage.put_bytes(key, data, content_type)
         return key
 
+    def write_job(self, output: str, data: bytes, content_type: str) -> str:
+        key = keys.job_output(self.tenant, self.job_id, output)
+        self.storage.put_bytes(key, data, content_type)
+        return key
+
     def model(self, ref: ModelRef) -> LoadedModel:
         return self.models.get(ref, self.tenant, self.device)

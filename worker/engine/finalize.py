@@ -14,6 +14,7 @@ from shared.errors import NotFound
 from shared.jobs import JobStatus, Progress, now
 from shared.jobstore import LIVE
 from worker.engine.aggregate import write_mean_map
+from worker.engine.job_pictures import write_job_pictures
 from worker.engine.quality_summary import summarise_quality
 from worker.engine.report import render_report
 from worker.engine.services import Services
@@ -68,6 +69,7 @@ def finalize_job(services: Services, tenant: str, job_id: str) -> None:
         "items_per_second": round(total / seconds, 3),
         "quality": summarise_quality(items),
         "aggregate": write_mean_map(storage, tenant, job_id),
+        "pictures": write_job_pictures(storage, tenant, job_id, record.kind, items),
     }
     storage.put_json(
         keys.manifest(tenant, job_id), {"job": job_id, "status": final.value, "total": total, "items": items}

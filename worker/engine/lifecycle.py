@@ -36,7 +36,7 @@ def start_job(services: Services, tenant: str, job_id: str) -> None:
         try:
             plan = services.storage.get_json(keys.plan(tenant, job_id))
         except NotFound:
-            plan = build_plan(services, tenant, job_id, str(record.spec["input"]))
+            plan = build_plan(services, tenant, job_id, record.spec)
     except InvalidInput as exc:
         log.info("job %s failed in planning: %s", job_id, exc)
         services.jobs.transition(tenant, job_id, JobStatus.failed, LIVE, error=str(exc))

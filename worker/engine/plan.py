@@ -20,9 +20,11 @@ from PIL import Image
 
 from shared import keys
 from shared.errors import InvalidInput
+from shared.specs import parse_spec
 from shared.storage.base import ObjectInfo
 from worker.engine.inputs import ArchiveInput, BuiltinInput, PrefixInput, resolve_input
 from worker.engine.services import Services
+from worker.engine.targets import expand_targets
 from worker.inputs.archive import iter_members, unsafe_reason
 from worker.inputs.shapes import make_shapes
 
@@ -57,15 +59,29 @@ class _ShardWriter:
         return {"shard": self.index, "source": "tar", "items": self.entries}
 
 
-def build_plan(services: Services, tenant: str, job_id: str, input_uri: str) -> dict[str, Any]:
+def build_plan(services: Services, tenant: str, job_id: str, spec: dict[str, Any]) -> dict[str, Any]:
     settings = services.settings
-    source = resolve_input(input_uri, tenant, settings, services.storage)
+    if "input" not in spec:  # a kind whose items are its own parameters (render targets)
+        shards, errors, total = _plan_targets(services, expand_targets(parse_spec(spec)))
+        return _store_plan(services, tenant, job_id, shards, errors, total)
+    source = resolve_input(str(spec["input"]), tenant, settings, services.storage)
     if isinstance(source, BuiltinInput):
         shards, errors, total = _plan_builtin(services, tenant, job_id, source)
     elif isinstance(source, PrefixInput):
         shards, errors, total = _plan_prefix(services, tenant, job_id, source)
     else:
         shards, errors, total = _plan_archive(services, tenant, job_id, source)
+    return _store_plan(services, tenant, job_id, shards, errors, total)
+
+
+def _store_plan(
+    services: Services,
+    tenant: str,
+    job_id: str,
+    shards: list[dict[str, Any]],
+    errors: list[dict[str, Any]],
+    total: int,
+) -> dict[str, Any]:
     for shard in shards:
         services.storage.put_json(_shard_items_key(tenant, job_id, shard["shard"]), shard)
     plan = {"total": total, "shards": len(shards), "errors": errors}
@@ -148,6 +164,19 @@ def _plan_prefix(
     if total == 0:
         raise InvalidInput(f"no objects under s3://{source.bucket}/{source.prefix}")
     return shards, errors, total
+
+
+def _plan_targets(
+    services: Services, targets: list[tuple[str, dict[str, Any]]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """Items that are parameters: ``[index, name, params]`` rows, ``shard_items`` to a shard."""
+    per_shard = services.settings.shard_items
+    rows = [[index, name, params] for index, (name, params) in enumerate(targets)]
+    shards = [
+        {"shard": number, "source": "targets", "items": rows[start : start + per_shard]}
+        for number, start in enumerate(range(0, len(rows), per_shard))
+    ]
+    return shards, [], len(rows)
 
 
 def _plan_builtin(

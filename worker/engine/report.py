@@ -20,6 +20,9 @@ from worker.engine.quality_summary import quality_section
 _EXTRA_PICTURES = {"boxes", "objects", "signed", "receptive_field", "unit_grid", "overlay_rank2", "overlay_rank3"}
 """Outputs shown small beside each item's overlay (the heatmap repeats the overlay, so it is left out)."""
 
+_PREVIEWS = ("overlay", "strip", "dream", "image")
+"""The output that stands for an item in the gallery, first found (else its first output)."""
+
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
 h1{font-size:1.4rem} .counts span{display:inline-block;margin-right:1.5rem}
@@ -54,11 +57,34 @@ def _caption(item: dict[str, Any]) -> str:
     if boxes is not None:
         text += f"<br>{len(boxes)} object box(es)"
     target = item.get("target")
-    if target:
+    if target and "class" not in target:  # a rendered channel or neuron
+        where = f" at {target['position']}" if target.get("position") else ""
+        text += f"<br><b>{html.escape(str(target.get('layer')))}:{target.get('channel')}</b>{where}"
+    elif target:
         prob = next((p["probability"] for p in item.get("predictions", []) if p["class"] == target["class"]), None)
         extra = f" ({prob:.0%})" if prob is not None else ""
         text += f"<br><b>{html.escape(str(target['label']))}</b>{extra}"
+    if "objective" in item:
+        text += f"<br>objective {item['objective']:.4g}"
+    if item.get("errors"):
+        text += "<br>feature error " + ", ".join(f"{html.escape(k)} {v:.3f}" for k, v in item["errors"].items())
+    for layer, info in (item.get("layers") or {}).items():
+        text += f"<br>{html.escape(layer)}: most active channel <b>{info['most_active']}</b>"
     return text
+
+
+def _pictures_section(storage: Storage, job_pictures: dict[str, str] | None) -> str:
+    if not job_pictures:
+        return ""
+    shown = []
+    for name, key in sorted(job_pictures.items()):
+        uri = _thumbnail(storage, key, 1200)
+        if uri:
+            shown.append(
+                f'<figure style="width:auto"><img src="{uri}" alt="{html.escape(name)}" style="width:auto;max-width:100%">'
+                f"<figcaption>{html.escape(name)}</figcaption></figure>"
+            )
+    return "<h2>The whole job</h2>" + "".join(shown) if shown else ""
 
 
 def _aggregate_section(storage: Storage, aggregate: dict[str, str] | None) -> str:
@@ -83,13 +109,15 @@ def render_report(
         if len(figures) >= gallery_items:
             break
         outputs = item.get("outputs", {})
-        preview = outputs.get("overlay") or next(iter(outputs.values()), None)
+        preview = next((outputs[n] for n in _PREVIEWS if n in outputs), next(iter(outputs.values()), None))
         uri = _thumbnail(storage, preview) if preview else None
         if uri:
             extras = "".join(
                 f'<img class="extra" src="{small}" alt="{html.escape(name)}" title="{html.escape(name)}">'
                 for name, key in list(outputs.items())[:8]
-                if key != preview and name in _EXTRA_PICTURES and (small := _thumbnail(storage, key, 96))
+                if key != preview
+                and (name in _EXTRA_PICTURES or name.startswith(("activations:", "overlay:")))
+                and (small := _thumbnail(storage, key, 96))
             )
             figures.append(
                 f'<figure><img src="{uri}" alt=""><div>{extras}</div><figcaption>{_caption(item)}</figcaption></figure>'
@@ -111,6 +139,7 @@ status <b>{html.escape(summary["status"])}</b></p>
 <span>time: {summary["seconds"]} s</span><span>{summary["items_per_second"]} items/s</span></p>
 {quality_section(summary.get("quality"))}
 {_aggregate_section(storage, summary.get("aggregate"))}
+{_pictures_section(storage, summary.get("pictures"))}
 <h2>Gallery</h2>
 <p>{shown} of {ok} successful items shown; <code>manifest.json</code> lists every item and its outputs.</p>
 <div class="gallery">{"".join(figures) or "<p>No successful items.</p>"}</div>

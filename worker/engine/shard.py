@@ -34,6 +34,7 @@ from worker.pipelines.registry import map_pipeline
 log = logging.getLogger(__name__)
 
 CANCELED_REASON = "job canceled before this item was processed"
+_NO_IMAGE = np.zeros((0, 0, 3), dtype=np.uint8)
 
 
 def failed(index: int, name: str, reason: str) -> dict[str, Any]:
@@ -48,7 +49,8 @@ def run_shard(services: Services, models: ModelCache, device: Any, tenant: str, 
     shard_entry = load_shard_entries(services, tenant, job_id, shard)
     entries = shard_entry["items"]
     names = {int(e[0]): str(e[1]) for e in entries}
-    truths = {int(e[0]): e[2] for e in entries if len(e) > 2 and isinstance(e[2], dict)}  # tar shards only
+    extras = {int(e[0]): e[2] for e in entries if len(e) > 2 and isinstance(e[2], dict)}
+    is_targets = shard_entry["source"] == "targets"  # items are parameters; otherwise extras are ground truth
     results = coordinator.item_results(job_id, list(names))
     pending = [i for i in names if i not in results]
     attempts = coordinator.attempts(job_id, pending)
@@ -78,16 +80,19 @@ def run_shard(services: Services, models: ModelCache, device: Any, tenant: str, 
     for index, data in _read(services, tenant, job_id, shard, shard_entry, set(todo)):
         if coordinator.get_status(job_id) == JobStatus.canceled.value:
             break
-        try:
-            if isinstance(data, Exception):
-                raise data
-            image = decode_image(data, max_pixels=settings.max_image_pixels, max_bytes=settings.max_item_bytes)
-        except ItemError as exc:
-            one = {index: failed(index, names[index], str(exc))}
-            coordinator.record_items(job_id, one)
-            results.update(one)
-            continue
-        item = Item(index, names[index], image, truths.get(index))
+        if is_targets:
+            item = Item(index, names[index], _NO_IMAGE, params=extras[index])
+        else:
+            try:
+                if isinstance(data, Exception):
+                    raise data
+                image = decode_image(data, max_pixels=settings.max_image_pixels, max_bytes=settings.max_item_bytes)
+            except ItemError as exc:
+                one = {index: failed(index, names[index], str(exc))}
+                coordinator.record_items(job_id, one)
+                results.update(one)
+                continue
+            item = Item(index, names[index], image, extras.get(index))
         if index in suspects:
             flush()
             batch.append(item)
@@ -155,6 +160,9 @@ def _read(
     services: Services, tenant: str, job_id: str, shard: int, entry: dict[str, Any], wanted: set[int]
 ) -> Iterator[tuple[int, bytes | Exception]]:
     if not wanted:
+        return
+    if entry["source"] == "targets":
+        yield from ((int(row[0]), b"") for row in entry["items"] if int(row[0]) in wanted)
         return
     if entry["source"] == "keys":
         source = open_storage(services.settings, bucket=entry["bucket"])  # one client for the whole shard

@@ -43,11 +43,19 @@ class DreamSettings:
 
 
 @dataclass
+class OctaveLosses:
+    shape: tuple[int, int]
+    loss_first: list[float]
+    """Each image's loss at the octave's first step."""
+    loss_last: list[float]
+    """Each image's loss at its last step (an image that hit the ceiling keeps its last loss)."""
+
+
+@dataclass
 class DreamResult:
     images: torch.Tensor
     """(B, 3, H, W) in model-input units, the input's size."""
-    octave_losses: list[dict[str, object]] = field(default_factory=list)
-    """Per octave: its shape, and each image's loss at the first and the last step."""
+    octave_losses: list[OctaveLosses] = field(default_factory=list)
 
 
 def dream_objective(settings: DreamSettings, border: int | None = None) -> Objective:
@@ -164,12 +172,12 @@ def dream(model: nn.Module, inputs: torch.Tensor, settings: DreamSettings, gener
     original = inputs.detach()
     shrunk_original = _resize(original, shapes[0])
     x = original
-    record: list[dict[str, object]] = []
+    record: list[OctaveLosses] = []
     with capture(model, gradient.whole_objective.hooked_layers) as activations:
         for shape in shapes:
             x = _resize(x, shape)
             x, first, last = _ascend(x, gradient, activations, settings, generator)
-            record.append({"shape": list(shape), "loss_first": first, "loss_last": last})
+            record.append(OctaveLosses(shape, first, last))
             if settings.reinject_detail:
                 same_size_original = _resize(original, shape)
                 x = x + (same_size_original - _resize(shrunk_original, shape))

@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 # Square root of ImageNet's colour correlation (Lucid), normalised by its largest column norm.
@@ -51,7 +49,7 @@ class FFTImage:
         height: int,
         width: int,
         *,
-        generator: torch.Generator,
+        generator: torch.Generator | list[torch.Generator],
         device: torch.device,
         sd: float = 0.01,
         decay_power: float = 1.0,
@@ -61,8 +59,15 @@ class FFTImage:
         freqs = rfft2d_freqs(height, width)
         scale = 1.0 / torch.clamp(freqs, min=1.0 / max(width, height)) ** decay_power
         self.scale = scale.float().to(device)[None, None, :, :, None]
-        # Drawn on the CPU generator, then moved: the same seed gives the same start on every device.
-        spectrum = torch.randn((batch, 3, *freqs.shape, 2), generator=generator) * sd
+        # Drawn on CPU generators, then moved: the same seed gives the same start on every device. With
+        # one generator per image, an image's start does not depend on the batch it is part of.
+        shape = (3, *freqs.shape, 2)
+        if isinstance(generator, list):
+            if len(generator) != batch:
+                raise ValueError(f"{len(generator)} generators for a batch of {batch}")
+            spectrum = torch.stack([torch.randn(shape, generator=g) for g in generator]) * sd
+        else:
+            spectrum = torch.randn((batch, *shape), generator=generator) * sd
         self.spectrum = spectrum.to(device).requires_grad_(True)
         self._colors = COLOR_DECORRELATION.to(device)
 
@@ -114,7 +119,3 @@ def zero_input_image(
     """A batch of the flat image whose model input is zero (Simonyan's starting point)."""
     colour = zero_input_colour.to(device=device, dtype=torch.float32).reshape(1, 3, 1, 1)
     return colour.expand(batch, 3, height, width).clone()
-
-
-def degrees_to_radians(degrees: float) -> float:
-    return degrees * math.pi / 180.0

@@ -19,6 +19,7 @@ class Item:
     name: str
     image: np.ndarray  # RGB uint8, (H, W, 3)
     truth: dict[str, Any] | None = None  # ground truth where the input has it: {"class", "label", "box"}
+    params: dict[str, Any] | None = None  # what to make, for items that are not images (a render target)
 
 
 @dataclass
@@ -41,6 +42,9 @@ class PipelineContext(Protocol):
     def write(self, item: Item, output: str, data: bytes, content_type: str) -> str:
         """Store one output of one item; returns its key."""
 
+    def write_job(self, output: str, data: bytes, content_type: str) -> str:
+        """Store one output of the whole job (deterministic key: writing it again overwrites)."""
+
     def model(self, ref: ModelRef) -> LoadedModel:
         """The network for ``ref``, loaded once per process and cached, in eval mode on ``device``."""
 
@@ -50,6 +54,7 @@ class MapPipeline(ABC):
     the batch one item at a time, so one bad item fails alone."""
 
     batch_size = 16  # images per call of run_batch; kinds set their own
+    decodes_images = True  # False: items are planned parameters (``Item.params``), not input images
 
     def __init__(self, spec: Any, ctx: PipelineContext) -> None:
         self.spec = spec

@@ -1,0 +1,76 @@
+"""The ``inversion`` job kind (Mahendran & Vedaldi 2015): for each image and each chosen layer, the image
+rebuilt from that layer's representation alone. Per item: one PNG per layer, a strip from the original
+through shallow to deep, and the normalised feature error ||phi(x) - phi0||^2 / ||phi0||^2 per layer."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from shared.optvis_specs import InversionSpec
+from worker.nets.zoo import denormalize, preprocess
+from worker.optvis import objectives
+from worker.optvis.hooks import capture
+from worker.optvis.param import PixelImage
+from worker.optvis.render import RenderSettings, evaluate, render
+from worker.pipelines.base import Item, MapPipeline, Outcome, PipelineContext
+from worker.render import images as pictures
+
+
+def to_uint8(images: torch.Tensor) -> list[np.ndarray]:
+    """(B, 3, H, W) in [0, 1] -> RGB uint8 arrays."""
+    return [(img.permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255.0).round().astype(np.uint8) for img in images]
+
+
+class InversionPipeline(MapPipeline):
+    spec: InversionSpec
+
+    def __init__(self, spec: InversionSpec, ctx: PipelineContext) -> None:
+        super().__init__(spec, ctx)
+        self.batch_size = spec.batch_size
+
+    def run_batch(self, items: list[Item]) -> list[Outcome]:
+        spec, device = self.spec, self.ctx.device
+        loaded = self.ctx.model(spec.model)
+        mode = loaded.ref.preprocessing
+        tensors = [torch.from_numpy(item.image).permute(2, 0, 1) for item in items]
+        inputs = preprocess(tensors, loaded.ref.input_size, mode, device)
+        originals = to_uint8(denormalize(inputs, mode) / 255.0)
+        settings = RenderSettings(
+            steps=spec.steps,
+            learning_rate=spec.learning_rate,
+            optimizer=spec.optimizer,
+            lr_drops=(0.6, 0.85) if spec.lr_drops else (),
+            alpha=spec.alpha,
+            tv=spec.tv,
+            precision=spec.precision,
+            record_every=max(1, spec.steps // 16),
+        )
+        outcomes = [Outcome(data={"errors": {}, "curves": {}}) for _ in items]
+        strips: list[list[np.ndarray]] = [[pictures.caption(o, "original")] for o in originals]
+        for layer in spec.layers:
+            with torch.no_grad(), capture(loaded.module, [layer]) as activations:
+                loaded.module(inputs)
+                reference = activations[layer].detach()
+            objective = objectives.feature_match(layer, reference)
+            # Small noise around mid-grey, one generator per image: a reconstruction does not depend on
+            # its batch neighbours.
+            noise = [torch.randn(inputs.shape[1:], generator=self._generator(item)) for item in items]
+            param = PixelImage((0.5 + 0.01 * torch.stack(noise)).to(device))
+            generator = self._generator(items[0])
+            result = render(loaded.module, objective, param, settings, preprocessing=mode, generator=generator)
+            errors = (-evaluate(loaded.module, objective, result.images, mode)).tolist()
+            for row, (item, picture) in enumerate(zip(items, to_uint8(result.images), strict=True)):
+                outcome = outcomes[row]
+                key = self.ctx.write(item, f"layer-{layer}.png", pictures.encode_png(picture), "image/png")
+                outcome.outputs[f"layer:{layer}"] = key
+                outcome.data["errors"][layer] = round(float(errors[row]), 6)
+                outcome.data["curves"][layer] = [[step, round(-values[row], 6)] for step, values in result.history]
+                strips[row].append(pictures.caption(picture, f"{layer} {errors[row]:.3f}"))
+        for item, outcome, strip in zip(items, outcomes, strips, strict=True):
+            sheet = pictures.grid(strip, columns=len(strip))
+            outcome.outputs["strip"] = self.ctx.write(item, "strip.png", pictures.encode_png(sheet), "image/png")
+        return outcomes
+
+    def _generator(self, item: Item) -> torch.Generator:
+        return torch.Generator().manual_seed(self.spec.seed * 1_000_003 + item.index)
