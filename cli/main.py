@@ -22,6 +22,12 @@ EPILOG = """examples:
   fovea run -s kind=saliency -s method=spectral_residual -s input=photos.tar   # no service at all
   fovea submit -s kind=classifier_train -s input=builtin:shapes --wait          # train a model to explain
   fovea submit -s kind=saliency -s input='builtin:shapes?n=200' -s 'model={"job": "JOB_ID"}' --wait
+  fovea submit -s kind=feature_visualization -s 'targets=[{"class": 425}, {"layer": "mixed4a", "channel": [97, 143]}]' --wait
+  fovea submit -s kind=deepdream -s input=photos.tar -s preset=keras --wait     # inception5h preset, mixed4c
+  fovea submit -s kind=inversion -s input=photos.tar -s 'layers=["conv2d0", "mixed3b", "mixed4c"]' --wait
+  fovea submit -s kind=filters -s input=photos.tar -s 'layers=["conv2d0", "mixed4c"]' --wait
+
+Job kinds and all their fields: the README, or GET /docs on a running API.
 """
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from shared.models import ModelRef
 from shared.spec_base import ArchiveSpec
@@ -25,7 +25,7 @@ _MODEL_DESCRIPTION = "The network (default: the inception5h preset, GoogLeNet of
 class ClassTarget(BaseModel):
     """A class: its pre-softmax logit is maximised."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
 
     class_index: int = Field(..., ge=0, alias="class", description="Class index in the model's output order")
 
@@ -86,24 +86,22 @@ class FeatureVisualizationSpec(BaseModel):
     seed: int = Field(0, ge=0)
     precision: Precision = Field("fp32", description="bf16/fp16 autocast of the forward pass (GPU)")
 
-    @property
-    def target_count(self) -> int:
-        return sum(
-            len(t.channel) if isinstance(t, ChannelTarget) and isinstance(t.channel, list) else 1 for t in self.targets
+    @field_validator("targets")
+    @classmethod
+    def _targets(
+        cls, value: list[ClassTarget | ChannelTarget], info: ValidationInfo
+    ) -> list[ClassTarget | ChannelTarget]:
+        count = sum(
+            len(t.channel) if isinstance(t, ChannelTarget) and isinstance(t.channel, list) else 1 for t in value
         )
-
-    @model_validator(mode="after")
-    def _check(self) -> FeatureVisualizationSpec:
-        if self.target_count > 4096:
-            raise ValueError(f"targets: {self.target_count} images asked for; at most 4096 per job")
-        for target in self.targets:
-            if (
-                isinstance(target, ClassTarget)
-                and self.model.job is None
-                and target.class_index >= self.model.num_classes
-            ):
-                raise ValueError(f"targets: class {target.class_index} is not below {self.model.num_classes}")
-        return self
+        if count > 4096:
+            raise ValueError(f"{count} images asked for; at most 4096 per job")
+        model = info.data.get("model")
+        known = isinstance(model, ModelRef) and model.job is None  # a trained job's classes are known when it loads
+        for target in value:
+            if known and isinstance(target, ClassTarget) and target.class_index >= model.num_classes:  # type: ignore[union-attr]
+                raise ValueError(f"class {target.class_index} is not below the model's {model.num_classes} classes")  # type: ignore[union-attr]
+        return value
 
 
 class InversionSpec(ArchiveSpec):
@@ -148,7 +146,7 @@ DREAM_PRESETS: dict[str, dict[str, object]] = {
         "octave_scale": 1.4,
         "steps": 20,
         "step_size": 1.275,
-        "max_loss": 15.0,
+        "max_loss": None,  # the recipe's 15 is in InceptionV3's units: applied for inception_v3 only
         "border": 2,
         "jitter": 0,
     },
@@ -169,7 +167,7 @@ class DeepDreamSpec(ArchiveSpec):
     detail lost by each downscale re-injected (the keras.io recipe).
 
     Presets: ``keras`` (3 octaves x 1.4, 20 steps of 0.01 in [-1, 1] input units = 1.275 pixel values,
-    loss ceiling 15, layer border 2) and ``notebook`` (the original GoogLeNet notebook: 4 octaves x 1.4,
+    layer border 2, and on inception_v3 the recipe's loss ceiling 15) and ``notebook`` (the original GoogLeNet notebook: 4 octaves x 1.4,
     10 steps of 1.5 pixel values, random roll up to 32). Layers default to ``mixed4c`` for inception5h
     and to the keras recipe's Mixed_6b..6e (1, 1.5, 2, 2.5) for inception_v3. Images larger than
     ``tile_size`` are processed in tiles; same-size images dream in one batch.
@@ -185,7 +183,9 @@ class DeepDreamSpec(ArchiveSpec):
     octave_scale: float | None = Field(None, gt=1.0, le=4.0)
     steps: int | None = Field(None, ge=0, le=1000, description="Steps per octave")
     step_size: float | None = Field(None, gt=0.0, le=255.0, description="Per step, in pixel values (0..255)")
-    max_loss: float | None = Field(None, gt=0.0, description="Stop an image above this loss (keras: 15)")
+    max_loss: float | None = Field(
+        None, gt=0.0, description="Stop an image above this loss, in the model's units (keras on inception_v3: 15)"
+    )
     border: int | None = Field(None, ge=0, le=16, description="Layer cells left out at each edge of the loss")
     jitter: int | None = Field(None, ge=0, le=1024, description="Random roll of up to this many pixels per step")
     reinject_detail: bool = True

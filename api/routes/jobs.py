@@ -147,6 +147,8 @@ def results(
         key = (summary.get("aggregate") or {}).get(name)
         if key:
             files[name] = absolute(request, state.storage.presign_get(key, ttl))
+    for name, key in (summary.get("pictures") or {}).items():  # a contact sheet, a filter grid
+        files[name] = absolute(request, state.storage.presign_get(key, ttl))
     return Results(
         job=job_id,
         status=record.status,

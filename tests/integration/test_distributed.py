@@ -113,3 +113,26 @@ def test_s3_prefix_with_tricky_key_names_has_no_ground_truth(stack: Stack) -> No
         assert wait_for_job(client, job["id"])["progress"] == {"total": 1, "done": 1, "failed": 0}
         item = client.get(f"/v1/jobs/{job['id']}/results").json()["items"][0]
         assert "quality" not in item["data"]
+
+
+def test_render_targets_spread_over_workers_and_a_contact_sheet(stack: Stack) -> None:
+    """A job without an input: its targets are the items, planned into shards like images."""
+    model = {"arch": "tiny_cnn", "num_classes": 10, "input_size": 32, "preprocessing": "unit"}
+    spec = {
+        "kind": "feature_visualization",
+        "model": model,
+        "targets": [{"class": 3}, {"layer": "features.6", "channel": list(range(20))}],
+        "steps": 5,
+        "size": 32,
+        "batch_size": 4,
+    }
+    with stack.client("key-a") as client:
+        job = client.post("/v1/jobs", json=spec)
+        assert job.status_code == 201, job.text
+        final = wait_for_job(client, job.json()["id"], timeout=240)
+        assert final["status"] == "succeeded", stack.logs()
+        assert final["progress"] == {"total": 21, "done": 21, "failed": 0}  # two shards of 16 at most
+        results = client.get(f"/v1/jobs/{final['id']}/results", params={"limit": 100}).json()
+        assert [item["name"] for item in results["items"]][:3] == ["class-3", "features.6-0", "features.6-1"]
+        sheet = httpx.get(results["files"]["contact_sheet.png"])
+        assert sheet.status_code == 200 and sheet.content.startswith(b"\x89PNG")

@@ -158,12 +158,30 @@ def test_bad_specs_are_422_naming_the_field(client: TestClient, patch: dict[str,
         ({"kind": "classifier_train", "input": "builtin:shapes", "arch": "gpt"}, "arch"),
         ({"kind": "classifier_train", "input": "builtin:shapes", "epochs": 0}, "epochs"),
         ({"kind": "saliency", "input": "upload://u", "model": {"job": "j_1", "arch": "resnet18"}}, "model"),
+        ({"kind": "feature_visualization", "targets": []}, "targets"),
+        ({"kind": "feature_visualization", "targets": [{"class": 5000}]}, "targets"),
+        ({"kind": "feature_visualization", "targets": [{"layer": "mixed4a", "channel": -1}]}, "targets"),
+        ({"kind": "feature_visualization", "targets": [{"class": 1}], "preset": "fancy"}, "preset"),
+        ({"kind": "feature_visualization", "targets": [{"class": 1}], "input": "upload://u"}, "input"),
+        ({"kind": "inversion", "input": "upload://u"}, "layers"),
+        ({"kind": "filters", "input": "upload://u", "layers": []}, "layers"),
+        ({"kind": "deepdream", "input": "upload://u", "octave_scale": 0.5}, "octave_scale"),
+        ({"kind": "deepdream", "input": "upload://u", "model": {"preset": "nope"}}, "model"),
     ],
 )
 def test_bad_training_specs_are_422(client: TestClient, spec: dict[str, object], field: str) -> None:
     response = client.post("/v1/jobs", json=spec, headers=KEYS)
     assert response.status_code == 422, response.text
     assert any(f["field"].startswith(field) for f in response.json()["error"]["fields"])
+
+
+def test_a_render_job_needs_no_input(client: TestClient) -> None:
+    spec = {"kind": "feature_visualization", "targets": [{"class": 425}, {"layer": "mixed4a", "channel": [1, 2]}]}
+    response = client.post("/v1/jobs", json=spec, headers=KEYS)
+    assert response.status_code == 201, response.text
+    stored = client.get(f"/v1/jobs/{response.json()['id']}", headers=KEYS).json()["spec"]
+    assert stored["model"]["arch"] == "inception5h" and stored["preset"] == "robust"
+    assert stored["targets"][0] == {"class": 425}  # the name users write, not the Python attribute
 
 
 def test_training_job_is_accepted(client: TestClient) -> None:

@@ -11,7 +11,7 @@ from tests.support.trained import SIZE, shapes_classifier
 from worker.nets import zoo
 from worker.optvis import objectives, priors
 from worker.optvis import transforms as T
-from worker.optvis.hooks import capture, hook_count
+from worker.optvis.hooks import capture, forward, hook_count
 from worker.optvis.param import FFTImage, PixelImage
 from worker.optvis.render import RenderSettings, evaluate, render
 
@@ -150,3 +150,15 @@ def test_inversion_error_falls_and_is_lower_for_shallow_layers() -> None:
         assert (last < 0.5 * first).all(), (layer, first, last)
         errors[layer] = -evaluate(model, objective, result.images, "unit")
     assert (errors["features.2"] < errors["features.13"]).all(), errors
+
+
+def test_a_forward_pass_stops_once_the_wanted_layers_are_captured() -> None:
+    class Boom(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise AssertionError("the rest of the network must not run")
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), Boom()).eval()
+    with capture(model, ["1"], stop_early=True) as acts:
+        assert forward(model, torch.rand(1, 3, 8, 8), acts) is None
+        assert acts["1"].shape == (1, 4, 6, 6)
+    assert hook_count(model) == 0

@@ -9,7 +9,9 @@ import tarfile
 from typing import Any
 
 import numpy as np
+import pytest
 import safetensors.torch
+import torch
 from PIL import Image
 
 from shared import keys
@@ -18,9 +20,14 @@ from shared.settings import Settings
 from shared.specs import parse_spec
 from tests.support.images import png
 from tests.support.trained import SIZE, shapes_classifier
+from worker.engine.context import JobContext
 from worker.engine.inprocess import run_job_inprocess
+from worker.engine.models import ModelCache
 from worker.engine.services import Services
 from worker.inputs.shapes import make_shapes
+from worker.optvis.hooks import hook_count
+from worker.pipelines.base import Item
+from worker.pipelines.feature_visualization import FeatureVisualizationPipeline
 
 TINY = {"arch": "tiny_cnn", "weights": "upload://w", "num_classes": 4, "input_size": SIZE, "preprocessing": "unit"}
 
@@ -158,3 +165,35 @@ def test_deepdream_job_keeps_sizes_and_raises_the_layer(local_settings: Settings
     assert big["size"] == [150, 100] and _image(services, big["outputs"]["dream"]).shape == (100, 150, 3)
     for item in ok:
         assert all(o["loss_last"] > o["loss_first"] for o in item["octaves"]), item["octaves"]
+
+
+def test_a_bad_layer_fails_each_item_with_its_reason_and_leaves_no_hooks(local_settings: Settings) -> None:
+    services = _services(local_settings)
+    spec = {"kind": "filters", "input": _archive(services, count=1), "model": TINY, "layers": ["features.99"]}
+    _, manifest = _run(local_settings, services, spec)
+    errors = {i["error"] for i in manifest["items"]}
+    assert all(i["status"] == "failed" for i in manifest["items"])
+    assert any("no layer 'features.99'" in (e or "") for e in errors), errors
+    # The same model object serves every later job of the process: no hook may outlive a failed batch.
+    ctx = JobContext(services.storage, ModelCache(local_settings, services.storage), "local", "j", torch.device("cpu"))
+    fv = parse_spec(
+        {
+            "kind": "feature_visualization",
+            "model": TINY,
+            "targets": [{"layer": "features.6", "channel": 0, "position": [500, 0]}],
+            "steps": 2,
+        }
+    )
+    pipeline = FeatureVisualizationPipeline(fv, ctx)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="outside"):
+        pipeline.run_batch(
+            [
+                Item(
+                    0,
+                    "t",
+                    np.zeros((0, 0, 3), np.uint8),
+                    params={"layer": "features.6", "channel": 0, "position": [500, 0]},
+                )
+            ]
+        )
+    assert hook_count(ctx.model(fv.model).module) == 0  # type: ignore[union-attr]

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from worker.optvis.hooks import capture
-from worker.optvis.objectives import LOGITS, Objective, layer_l2
+from worker.optvis.hooks import capture, forward
+from worker.optvis.objectives import Objective, layer_l2
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class _Gradient:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.detach().requires_grad_(True)
         with self._autocast(x.device):
-            activations[LOGITS] = self.model(x)
+            forward(self.model, x, activations)  # stops after the deepest dreamed layer
             loss = objective(activations).float()
         (grad,) = torch.autograd.grad(loss.sum(), x)
         activations.clear()
@@ -173,7 +173,7 @@ def dream(model: nn.Module, inputs: torch.Tensor, settings: DreamSettings, gener
     shrunk_original = _resize(original, shapes[0])
     x = original
     record: list[OctaveLosses] = []
-    with capture(model, gradient.whole_objective.hooked_layers) as activations:
+    with capture(model, gradient.whole_objective.hooked_layers, stop_early=True) as activations:
         for shape in shapes:
             x = _resize(x, shape)
             x, first, last = _ascend(x, gradient, activations, settings, generator)

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from worker.nets.zoo import normalize
 from worker.optvis import priors
-from worker.optvis.hooks import capture
+from worker.optvis.hooks import capture, forward
 from worker.optvis.objectives import LOGITS, Objective
 from worker.optvis.transforms import Transform
 
@@ -108,7 +108,8 @@ def render(
         optimizer = torch.optim.SGD(params, lr=settings.learning_rate, momentum=0.9)
     history: list[tuple[int, list[float]]] = []
     scores = torch.zeros(0)
-    with capture(model, objective.hooked_layers) as activations:
+    needs_output = LOGITS in objective.layers
+    with capture(model, objective.hooked_layers, stop_early=not needs_output) as activations:
         for step in range(settings.steps):
             image = param.image()
             seen = transform(image, generator) if transform is not None else image
@@ -116,7 +117,9 @@ def render(
                 seen = F.interpolate(seen, size=(settings.min_size,) * 2, mode="bilinear", align_corners=True)
             inputs = normalize(seen * 255.0, preprocessing)
             with _autocast(device, settings.precision):
-                activations[LOGITS] = model(inputs)
+                output = forward(model, inputs, activations)
+                if output is not None:
+                    activations[LOGITS] = output
                 scores = objective(activations).float()
             loss = (penalties(image, normalize(image * 255.0, preprocessing), settings) - scores).sum()
             grads = torch.autograd.grad(loss, params)
@@ -156,8 +159,10 @@ def evaluate(
     seen = images
     if min_size and min(seen.shape[-2:]) < min_size:
         seen = F.interpolate(seen, size=(min_size,) * 2, mode="bilinear", align_corners=True)
-    with capture(model, objective.hooked_layers) as activations:
-        activations[LOGITS] = model(normalize(seen * 255.0, preprocessing))
+    with capture(model, objective.hooked_layers, stop_early=LOGITS not in objective.layers) as activations:
+        output = forward(model, normalize(seen * 255.0, preprocessing), activations)
+        if output is not None:
+            activations[LOGITS] = output
         scores = objective(activations).float().cpu()
         activations.clear()
     return scores

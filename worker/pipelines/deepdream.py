@@ -21,6 +21,7 @@ DEFAULT_LAYERS: dict[str, dict[str, float]] = {
     "inception_v3": {"Mixed_6b": 1.0, "Mixed_6c": 1.5, "Mixed_6d": 2.0, "Mixed_6e": 2.5},
 }
 """The classic layers: the notebook's inception_4c/output; the keras recipe's mixed4..mixed7."""
+KERAS_MAX_LOSS = 15.0
 
 
 class DeepDreamPipeline(MapPipeline):
@@ -43,6 +44,8 @@ class DeepDreamPipeline(MapPipeline):
     def settings(self, loaded: LoadedModel) -> DreamSettings:
         spec = self.spec
         max_loss = spec.setting("max_loss")
+        if max_loss is None and spec.preset == "keras" and loaded.ref.arch == "inception_v3":
+            max_loss = KERAS_MAX_LOSS  # the recipe's ceiling means something only in its own network's units
         step_pixels = float(spec.setting("step_size"))
         return DreamSettings(
             layers=self.layers(loaded),
