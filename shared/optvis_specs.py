@@ -122,7 +122,13 @@ class InversionSpec(ArchiveSpec):
     learning_rate: float = Field(0.05, gt=0.0, le=100.0)
     lr_drops: bool = Field(True, description="Divide the learning rate by 10 at 60% and again at 85% of the steps")
     alpha: float = Field(1e-4, ge=0.0, le=1000.0, description="Weight of the alpha-norm prior (alpha 6)")
-    tv: float = Field(0.5, ge=0.0, le=1000.0, description="Weight of the total-variation prior (beta 2)")
+    tv: float | None = Field(
+        None,
+        ge=0.0,
+        le=10_000.0,
+        description="Weight of the total-variation prior (beta 2); default by depth: 5 at the network's first "
+        "module rising to 5000 at its last (the paper raises it 10x per group of layers)",
+    )
     batch_size: int = Field(8, ge=1, le=256, description="Images inverted together")
     seed: int = Field(0, ge=0)
     precision: Precision = "fp32"

@@ -131,7 +131,7 @@ def test_render_targets_spread_over_workers_and_a_contact_sheet(stack: Stack) ->
         assert job.status_code == 201, job.text
         final = wait_for_job(client, job.json()["id"], timeout=240)
         assert final["status"] == "succeeded", stack.logs()
-        assert final["progress"] == {"total": 21, "done": 21, "failed": 0}  # two shards of 16 at most
+        assert final["progress"] == {"total": 21, "done": 21, "failed": 0}  # six shards: one batch each
         results = client.get(f"/v1/jobs/{final['id']}/results", params={"limit": 100}).json()
         assert [item["name"] for item in results["items"]][:3] == ["class-3", "features.6-0", "features.6-1"]
         sheet = httpx.get(results["files"]["contact_sheet.png"])

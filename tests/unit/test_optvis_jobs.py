@@ -86,6 +86,7 @@ def test_feature_visualization_job_renders_every_target(local_settings: Settings
     }
     job_id, manifest = _run(local_settings, services, spec)
     items = manifest["items"]
+    assert services.storage.get_json(keys.plan("local", job_id))["shards"] == 2  # one batch of 3 per shard
     assert [i["name"] for i in items] == ["class-0", "class-2", "features.10-1", "features.10-5"]
     assert all(i["status"] == "ok" for i in items), items
     assert items[0]["target"] == {"class": 0, "label": "0"} and items[2]["target"] == {
@@ -197,3 +198,29 @@ def test_a_bad_layer_fails_each_item_with_its_reason_and_leaves_no_hooks(local_s
             ]
         )
     assert hook_count(ctx.model(fv.model).module) == 0  # type: ignore[union-attr]
+
+
+def test_dream_presets_resolve_per_model() -> None:
+    from types import SimpleNamespace
+
+    from shared.models import ModelRef
+    from worker.pipelines.deepdream import DeepDreamPipeline
+
+    ctx = SimpleNamespace(device=torch.device("cpu"))
+
+    def resolved(spec: dict[str, Any], arch: str, preprocessing: str) -> Any:
+        parsed = parse_spec({"kind": "deepdream", "input": "upload://u", **spec})
+        loaded = SimpleNamespace(ref=ModelRef(arch=arch, preprocessing=preprocessing), module=None)
+        return DeepDreamPipeline(parsed, ctx).settings(loaded)  # type: ignore[arg-type]
+
+    notebook = resolved({}, "inception5h", "inception5h")
+    assert (notebook.octaves, notebook.steps, notebook.roll, notebook.max_loss) == (4, 10, 32, None)
+    assert notebook.layers == (("mixed4c", 1.0),) and torch.allclose(notebook.step_size, torch.tensor(1.5))
+    keras = resolved({"preset": "keras"}, "inception_v3", "symmetric")
+    assert (keras.octaves, keras.steps, keras.border, keras.max_loss) == (3, 20, 2, 15.0)
+    assert torch.allclose(keras.step_size, torch.tensor(0.01))  # the recipe's step in its [-1, 1] input
+    assert keras.layers == (("Mixed_6b", 1.0), ("Mixed_6c", 1.5), ("Mixed_6d", 2.0), ("Mixed_6e", 2.5))
+    assert resolved({"preset": "keras"}, "inception5h", "inception5h").max_loss is None
+    assert resolved({"preset": "keras", "max_loss": 900.0, "steps": 3}, "inception5h", "inception5h").steps == 3
+    with pytest.raises(ValueError, match="give 'layers'"):
+        resolved({}, "resnet18", "imagenet")

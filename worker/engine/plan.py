@@ -62,7 +62,11 @@ class _ShardWriter:
 def build_plan(services: Services, tenant: str, job_id: str, spec: dict[str, Any]) -> dict[str, Any]:
     settings = services.settings
     if "input" not in spec:  # a kind whose items are its own parameters (render targets)
-        shards, errors, total = _plan_targets(services, expand_targets(parse_spec(spec)))
+        parsed = parse_spec(spec)
+        # One batch per shard: a render batch is minutes of GPU work, and small shards spread a big job
+        # over every worker.
+        per_shard = min(settings.shard_items, int(getattr(parsed, "batch_size", settings.shard_items)))
+        shards, errors, total = _plan_targets(expand_targets(parsed), per_shard)
         return _store_plan(services, tenant, job_id, shards, errors, total)
     source = resolve_input(str(spec["input"]), tenant, settings, services.storage)
     if isinstance(source, BuiltinInput):
@@ -167,10 +171,9 @@ def _plan_prefix(
 
 
 def _plan_targets(
-    services: Services, targets: list[tuple[str, dict[str, Any]]]
+    targets: list[tuple[str, dict[str, Any]]], per_shard: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
-    """Items that are parameters: ``[index, name, params]`` rows, ``shard_items`` to a shard."""
-    per_shard = services.settings.shard_items
+    """Items that are parameters: ``[index, name, params]`` rows, ``per_shard`` to a shard."""
     rows = [[index, name, params] for index, (name, params) in enumerate(targets)]
     shards = [
         {"shard": number, "source": "targets", "items": rows[start : start + per_shard]}

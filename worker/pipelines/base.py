@@ -54,7 +54,6 @@ class MapPipeline(ABC):
     the batch one item at a time, so one bad item fails alone."""
 
     batch_size = 16  # images per call of run_batch; kinds set their own
-    decodes_images = True  # False: items are planned parameters (``Item.params``), not input images
 
     def __init__(self, spec: Any, ctx: PipelineContext) -> None:
         self.spec = spec

@@ -34,7 +34,6 @@ def _group_key(params: dict[str, Any]) -> tuple[Any, ...]:
 
 class FeatureVisualizationPipeline(MapPipeline):
     spec: FeatureVisualizationSpec
-    decodes_images = False
 
     def __init__(self, spec: FeatureVisualizationSpec, ctx: PipelineContext) -> None:
         super().__init__(spec, ctx)

@@ -4,8 +4,11 @@ through shallow to deep, and the normalised feature error ||phi(x) - phi0||^2 / 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
+from torch import nn
 
 from shared.optvis_specs import InversionSpec
 from worker.nets.zoo import denormalize, preprocess
@@ -15,6 +18,17 @@ from worker.optvis.param import PixelImage
 from worker.optvis.render import RenderSettings, evaluate, render
 from worker.pipelines.base import Item, MapPipeline, Outcome, PipelineContext
 from worker.render import images as pictures
+
+
+def depth_tv(model: nn.Module, layer: str) -> float:
+    """The default TV weight: 5 x 1000^depth, depth in [0, 1] the layer's place among the network's
+    modules (nested ones included). Deeper representations keep less of the image, so the prior must
+    carry more of it. Measured on inception5h and a photo: mixed4c (depth 0.52, weight about 180) gives
+    a clean cat at 150 steps where weight 5 gives noise with a cat's outline; mixed5b (0.83, about
+    1,500) halves the feature error that weight 0.5 leaves."""
+    names = [name for name, _ in model.named_modules() if name]
+    depth = names.index(layer) / max(1, len(names) - 1) if layer in names else 0.5
+    return 5.0 * 1000.0**depth
 
 
 def to_uint8(images: torch.Tensor) -> list[np.ndarray]:
@@ -36,13 +50,12 @@ class InversionPipeline(MapPipeline):
         tensors = [torch.from_numpy(item.image).permute(2, 0, 1) for item in items]
         inputs = preprocess(tensors, loaded.ref.input_size, mode, device)
         originals = to_uint8(denormalize(inputs, mode) / 255.0)
-        settings = RenderSettings(
+        base = RenderSettings(
             steps=spec.steps,
             learning_rate=spec.learning_rate,
             optimizer=spec.optimizer,
             lr_drops=(0.6, 0.85) if spec.lr_drops else (),
             alpha=spec.alpha,
-            tv=spec.tv,
             precision=spec.precision,
             record_every=max(1, spec.steps // 16),
         )
@@ -58,6 +71,7 @@ class InversionPipeline(MapPipeline):
             noise = [torch.randn(inputs.shape[1:], generator=self._generator(item)) for item in items]
             param = PixelImage((0.5 + 0.01 * torch.stack(noise)).to(device))
             generator = self._generator(items[0])
+            settings = replace(base, tv=spec.tv if spec.tv is not None else depth_tv(loaded.module, layer))
             result = render(loaded.module, objective, param, settings, preprocessing=mode, generator=generator)
             errors = (-evaluate(loaded.module, objective, result.images, mode)).tolist()
             for row, (item, picture) in enumerate(zip(items, to_uint8(result.images), strict=True)):
