@@ -11,6 +11,8 @@ from shared.models import ARCHITECTURES, ModelRef
 from shared.optvis_specs import DeepDreamSpec, FeatureVisualizationSpec, FiltersSpec, InversionSpec
 from shared.spec_base import ArchiveSpec
 
+SaliencyMethod = Literal["gradient", "smoothgrad", "integrated_gradients", "grad_cam", "spectral_residual"]
+
 
 class TopClasses(BaseModel):
     """Explain each of the k most probable classes (one map per class and image)."""
@@ -52,7 +54,14 @@ class SaliencySpec(ArchiveSpec):
     """
 
     kind: Literal["saliency"]
-    method: Literal["gradient", "smoothgrad", "integrated_gradients", "grad_cam", "spectral_residual"] = "gradient"
+    method: SaliencyMethod = "gradient"
+    methods: list[SaliencyMethod] | None = Field(
+        None,
+        min_length=2,
+        max_length=5,
+        description="Compare several methods on the same images (instead of 'method'): one set of outputs per "
+        "method, suffixed ':METHOD', side by side in the report with quality figures per method",
+    )
     implementation: Literal["torch", "opencv"] = Field(
         "torch", description="spectral_residual: batched PyTorch on the worker's device, or OpenCV contrib on the CPU"
     )
@@ -109,23 +118,35 @@ class SaliencySpec(ArchiveSpec):
     raw_map: bool = Field(False, description="Also write the map as float16 .npy")
     batch_size: int | None = Field(None, ge=1, le=1024, description="GPU batch; default from the worker settings")
 
+    @property
+    def compared(self) -> list[SaliencyMethod]:
+        """The methods this job runs: ``methods``, or just ``method``."""
+        return list(self.methods) if self.methods else [self.method]
+
     @model_validator(mode="after")
     def _check(self) -> SaliencySpec:
-        if self.method != "spectral_residual":
-            if self.model is None:
-                raise ValueError(f"method '{self.method}' needs a model")
-            known = self.model.job is None  # a trained job's class count is known only when it loads
-            if known and isinstance(self.target, int) and not 0 <= self.target < self.model.num_classes:
-                raise ValueError(f"target must be in [0, {self.model.num_classes})")
-            if known and isinstance(self.target, TopClasses) and self.target.top_k > self.model.num_classes:
-                raise ValueError(f"target.top_k is more than the model's {self.model.num_classes} classes")
-        if isinstance(self.target, Unit) and self.method != "gradient":
-            raise ValueError("hidden-unit targets need method 'gradient'")
-        if self.precision != "fp32" and self.method != "gradient":
+        if self.methods is not None and len(set(self.methods)) != len(self.methods):
+            raise ValueError("methods must be distinct")
+        for method in self.compared:
+            if method != "spectral_residual":
+                self._check_model(method)
+        gradient_only = [m for m in self.compared if m != "gradient"]
+        if isinstance(self.target, Unit) and gradient_only:
+            raise ValueError("hidden-unit targets need method 'gradient' alone")
+        if self.precision != "fp32" and "gradient" not in self.compared:
             raise ValueError("precision other than fp32 needs method 'gradient'")
-        if self.signed and self.method != "gradient":
+        if self.signed and "gradient" not in self.compared:
             raise ValueError("signed maps need method 'gradient'")
         return self
+
+    def _check_model(self, method: str) -> None:
+        if self.model is None:
+            raise ValueError(f"method '{method}' needs a model")
+        known = self.model.job is None  # a trained job's class count is known only when it loads
+        if known and isinstance(self.target, int) and not 0 <= self.target < self.model.num_classes:
+            raise ValueError(f"target must be in [0, {self.model.num_classes})")
+        if known and isinstance(self.target, TopClasses) and self.target.top_k > self.model.num_classes:
+            raise ValueError(f"target.top_k is more than the model's {self.model.num_classes} classes")
 
 
 _TRAIN_INPUT = re.compile(r"^(builtin:(shapes|digits)|upload://[A-Za-z0-9_-]+|s3://[a-z0-9][a-z0-9.-]{1,62}/\S+)$")

@@ -15,7 +15,7 @@ from shared.jobs import JobStatus, Progress, now
 from shared.jobstore import LIVE
 from worker.engine.aggregate import write_mean_map
 from worker.engine.job_pictures import write_job_pictures
-from worker.engine.quality_summary import summarise_quality
+from worker.engine.quality_summary import summarise_quality, summarise_quality_by_method
 from worker.engine.report import render_report
 from worker.engine.services import Services
 from worker.engine.shard import CANCELED_REASON
@@ -68,6 +68,7 @@ def finalize_job(services: Services, tenant: str, job_id: str) -> None:
         "seconds": round(seconds, 3),
         "items_per_second": round(total / seconds, 3),
         "quality": summarise_quality(items),
+        "quality_by_method": summarise_quality_by_method(items),
         "aggregate": write_mean_map(storage, tenant, job_id),
         "pictures": write_job_pictures(storage, tenant, job_id, record.kind, items),
     }

@@ -34,6 +34,35 @@ def summarise_quality(items: list[dict[str, Any]]) -> dict[str, Any] | None:
     return out
 
 
+def summarise_quality_by_method(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]] | None:
+    """For a comparison of methods: the job-level figures of each method over the same images."""
+    methods: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        for method, data in (item.get("methods") or {}).items():
+            methods.setdefault(method, []).append({"status": item["status"], "quality": data.get("quality")})
+    figures = {method: summarise_quality(rated) for method, rated in methods.items()}
+    kept = {method: value for method, value in figures.items() if value is not None}
+    return kept or None
+
+
+def comparison_section(by_method: dict[str, dict[str, Any]] | None) -> str:
+    if not by_method:
+        return ""
+    rows = []
+    for method, figures in by_method.items():
+        auc = f"{figures['deletion_auc']:.3f}" if "deletion_auc" in figures else "—"
+        random = f"{figures['random_deletion_auc']:.3f}" if "random_deletion_auc" in figures else "—"
+        rows.append(
+            f"<tr><td>{html.escape(method)}</td><td>{figures['pointing_game']:.1%}</td>"
+            f"<td>{figures['pointing_baseline']:.1%}</td><td>{auc}</td><td>{random}</td></tr>"
+        )
+    head = (
+        "<tr><th>method</th><th>pointing game</th><th>by chance</th><th>deletion AUC (lower is better)</th>"
+        "<th>random order</th></tr>"
+    )
+    return f"<h2>Methods compared on the same images</h2><table>{head}{''.join(rows)}</table>"
+
+
 def quality_section(figures: dict[str, Any] | None) -> str:
     if not figures:
         return ""

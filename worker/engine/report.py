@@ -15,7 +15,7 @@ from PIL import Image
 
 from shared.jobs import JobRecord
 from shared.storage import Storage
-from worker.engine.quality_summary import quality_section
+from worker.engine.quality_summary import comparison_section, quality_section
 
 _EXTRA_PICTURES = {"boxes", "objects", "signed", "receptive_field", "unit_grid", "overlay_rank2", "overlay_rank3"}
 """Outputs shown small beside each item's overlay (the heatmap repeats the overlay, so it is left out)."""
@@ -30,6 +30,8 @@ h1{font-size:1.4rem} .counts span{display:inline-block;margin-right:1.5rem}
 figure img{width:200px;height:auto;border:1px solid #ddd} figure img.extra{width:64px;margin:2px 2px 0 0} figcaption{font-size:.8rem;word-break:break-all}
 table{border-collapse:collapse;font-size:.85rem;margin-bottom:1rem} td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}
 .ok{color:#137333} .bad{color:#b3261e}
+figure.wide{width:auto} .methods{display:flex;gap:6px} .method{width:160px;font-size:.8rem;text-align:center}
+.method img{width:160px}
 """
 
 
@@ -100,6 +102,22 @@ def _aggregate_section(storage: Storage, aggregate: dict[str, str] | None) -> st
     )
 
 
+def _methods_figure(storage: Storage, item: dict[str, Any]) -> str:
+    """One image, one overlay per method side by side, each marked with its pointing-game result."""
+    cells = []
+    for method, data in item["methods"].items():
+        key = item.get("outputs", {}).get(f"overlay:{method}")
+        uri = _thumbnail(storage, key, 160) if key else None
+        if uri is None:
+            continue
+        hit = (data.get("quality") or {}).get("pointing_hit")
+        mark = "" if hit is None else (" ✓" if hit else " ✗")
+        cells.append(
+            f'<div class="method"><img src="{uri}" alt="{html.escape(method)}"><span>{html.escape(method)}{mark}</span></div>'
+        )
+    return f'<figure class="wide"><div class="methods">{"".join(cells)}</div><figcaption>{_caption(item)}</figcaption></figure>'
+
+
 def render_report(
     storage: Storage, record: JobRecord, summary: dict[str, Any], items: list[dict[str, Any]], gallery_items: int
 ) -> str:
@@ -108,6 +126,9 @@ def render_report(
     for item in (i for i in items if i["status"] == "ok"):
         if len(figures) >= gallery_items:
             break
+        if item.get("methods"):
+            figures.append(_methods_figure(storage, item))
+            continue
         outputs = item.get("outputs", {})
         preview = next((outputs[n] for n in _PREVIEWS if n in outputs), next(iter(outputs.values()), None))
         uri = _thumbnail(storage, preview) if preview else None
@@ -138,6 +159,7 @@ status <b>{html.escape(summary["status"])}</b></p>
 <span class="bad">failed: <b>{summary["failed"]}</b></span>
 <span>time: {summary["seconds"]} s</span><span>{summary["items_per_second"]} items/s</span></p>
 {quality_section(summary.get("quality"))}
+{comparison_section(summary.get("quality_by_method"))}
 {_aggregate_section(storage, summary.get("aggregate"))}
 {_pictures_section(storage, summary.get("pictures"))}
 <h2>Gallery</h2>

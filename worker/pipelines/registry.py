@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import MappingProxyType
+from typing import Any
 
-from worker.pipelines.base import MapPipeline
+from worker.pipelines.base import MapPipeline, PipelineContext
 from worker.pipelines.deepdream import DeepDreamPipeline
 from worker.pipelines.feature_visualization import FeatureVisualizationPipeline
 from worker.pipelines.filters import FiltersPipeline
 from worker.pipelines.inversion import InversionPipeline
-from worker.pipelines.saliency import SaliencyPipeline
+from worker.pipelines.saliency_compare import saliency_pipeline
 
-MAP_PIPELINES: MappingProxyType[str, type[MapPipeline]] = MappingProxyType(
+PipelineFactory = Callable[[Any, PipelineContext], MapPipeline]
+
+MAP_PIPELINES: MappingProxyType[str, PipelineFactory] = MappingProxyType(
     {
-        "saliency": SaliencyPipeline,
+        "saliency": saliency_pipeline,
         "feature_visualization": FeatureVisualizationPipeline,
         "inversion": InversionPipeline,
         "filters": FiltersPipeline,
@@ -22,7 +26,7 @@ MAP_PIPELINES: MappingProxyType[str, type[MapPipeline]] = MappingProxyType(
 )
 
 
-def map_pipeline(kind: str) -> type[MapPipeline]:
+def map_pipeline(kind: str) -> PipelineFactory:
     try:
         return MAP_PIPELINES[kind]
     except KeyError as exc:
