@@ -26,6 +26,7 @@ from shared.storage import open_storage
 from worker.engine.context import JobContext
 from worker.engine.models import ModelCache
 from worker.engine.plan import load_shard_entries
+from worker.engine.prefetch import prefetch
 from worker.engine.services import FINALIZE_TASK, Services
 from worker.inputs.decode import decode_image
 from worker.pipelines.base import Item, MapPipeline, Outcome
@@ -77,21 +78,18 @@ def run_shard(services: Services, models: ModelCache, device: Any, tenant: str, 
             results.update(outcome)
             batch.clear()
 
-    for index, data in _read(services, tenant, job_id, shard, shard_entry, set(todo)):
+    decoded = _decoded(services, tenant, job_id, shard, shard_entry, set(todo), is_targets)
+    for index, image in prefetch(decoded, depth=pipeline.batch_size):
         if coordinator.get_status(job_id) == JobStatus.canceled.value:
             break
+        if isinstance(image, ItemError):
+            one = {index: failed(index, names[index], str(image))}
+            coordinator.record_items(job_id, one)
+            results.update(one)
+            continue
         if is_targets:
             item = Item(index, names[index], _NO_IMAGE, params=extras[index])
         else:
-            try:
-                if isinstance(data, Exception):
-                    raise data
-                image = decode_image(data, max_pixels=settings.max_image_pixels, max_bytes=settings.max_item_bytes)
-            except ItemError as exc:
-                one = {index: failed(index, names[index], str(exc))}
-                coordinator.record_items(job_id, one)
-                results.update(one)
-                continue
             item = Item(index, names[index], image, extras.get(index))
         if index in suspects:
             flush()
@@ -154,6 +152,29 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, FoveaError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _decoded(
+    services: Services,
+    tenant: str,
+    job_id: str,
+    shard: int,
+    entry: dict[str, Any],
+    wanted: set[int],
+    is_targets: bool,
+) -> Iterator[tuple[int, np.ndarray | ItemError]]:
+    """Each wanted item's decoded image, or the ItemError that says why it has none."""
+    settings = services.settings
+    for index, data in _read(services, tenant, job_id, shard, entry, wanted):
+        if is_targets:
+            yield index, _NO_IMAGE
+            continue
+        try:
+            if isinstance(data, Exception):
+                raise data
+            yield index, decode_image(data, max_pixels=settings.max_image_pixels, max_bytes=settings.max_item_bytes)
+        except ItemError as exc:
+            yield index, exc
 
 
 def _read(
