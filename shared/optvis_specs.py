@@ -187,7 +187,7 @@ class DeepDreamSpec(ArchiveSpec):
     )
     octaves: int | None = Field(None, ge=1, le=10)
     octave_scale: float | None = Field(None, gt=1.0, le=4.0)
-    steps: int | None = Field(None, ge=0, le=1000, description="Steps per octave")
+    steps: int | None = Field(None, ge=1, le=1000, description="Steps per octave")
     step_size: float | None = Field(None, gt=0.0, le=255.0, description="Per step, in pixel values (0..255)")
     max_loss: float | None = Field(
         None, gt=0.0, description="Stop an image above this loss, in the model's units (keras on inception_v3: 15)"
