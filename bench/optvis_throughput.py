@@ -32,6 +32,7 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from worker.nets.inception5h import Inception5h  # noqa: E402
+from worker.nets.zoo import ready_for_inference  # noqa: E402
 from worker.optvis import objectives  # noqa: E402
 from worker.optvis import transforms as T  # noqa: E402
 from worker.optvis.deepdream import DreamSettings, dream  # noqa: E402
@@ -95,7 +96,7 @@ def deepdream_figures(device: torch.device, cuda: bool, sync: Any) -> None:
     keras_recipe_as_written(model, image, 1, 1)  # warm-up
     anchor = timed(lambda: keras_recipe_as_written(model, image, octaves, steps), sync)
     emit(figure="deepdream_anchor", seconds_per_image=round(anchor, 3), size=[width, height], precision="fp32")
-    fast_model = model.to(memory_format=torch.channels_last) if cuda else model
+    fast_model = ready_for_inference(model, device)  # as the worker's model cache prepares it
     settings = DreamSettings(
         layers=KERAS_LAYERS,
         octaves=octaves,
@@ -105,9 +106,7 @@ def deepdream_figures(device: torch.device, cuda: bool, sync: Any) -> None:
         tile_size=0,
         precision="bf16" if cuda else "fp32",
     )
-    images = (torch.rand(batch, 3, height, width, device=device) * 2 - 1).contiguous(
-        memory_format=torch.channels_last if cuda else torch.contiguous_format
-    )
+    images = torch.rand(batch, 3, height, width, device=device) * 2 - 1
     generator = torch.Generator().manual_seed(0)
     dream(fast_model, images[:1], DreamSettings(**{**settings.__dict__, "octaves": 1, "steps": 1}), generator)
     fovea = timed(lambda: dream(fast_model, images, settings, generator), sync) / batch
@@ -146,7 +145,7 @@ def feature_vis_figures(device: torch.device, cuda: bool, sync: Any) -> None:
     run(1, "fp32", model)  # warm-up
     anchor = timed(lambda: run(1, "fp32", model), sync)
     emit(figure="feature_vis_anchor", seconds_per_channel=round(anchor, 3), steps=steps, precision="fp32")
-    fast = model.to(memory_format=torch.channels_last) if cuda else model
+    fast = ready_for_inference(model, device)  # as the worker's model cache prepares it
     precision = "bf16" if cuda else "fp32"
     fovea = timed(lambda: run(channels, precision, fast), sync) / channels
     emit(

@@ -32,7 +32,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from worker.inputs.decode import decode_image  # noqa: E402
-from worker.nets.zoo import preprocess  # noqa: E402
+from worker.nets.zoo import preprocess, ready_for_inference  # noqa: E402
 from worker.render import images as render  # noqa: E402
 from worker.saliency.gradient import gradient_saliency  # noqa: E402
 from worker.saliency.spectral import spectral_residual  # noqa: E402
@@ -85,10 +85,10 @@ def main() -> None:
     )
     emit(figure="gradient_anchor_captum_fp32", images_per_s=round(anchor, 1), batch=anchor_batch, **config)
 
-    fast = model.to(memory_format=torch.channels_last) if cuda else model
+    fast = ready_for_inference(model, device)  # as the worker's model cache prepares it
     x = torch.randn(batch, 3, size, size, device=device)
     if cuda:
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)  # as zoo.preprocess hands batches over on CUDA
     precision = "fp16" if cuda else "fp32"  # fp16 keeps maps at r >= 0.99 of fp32 (tests); CPU fp16 is slow
     compute = rate(lambda: gradient_saliency(fast, x, precision=precision), batch, args.seconds, sync)
     emit(

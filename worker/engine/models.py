@@ -59,7 +59,7 @@ class ModelCache:
                 module.load_state_dict(state, strict=True)
             except RuntimeError as exc:
                 raise InvalidInput(f"weights {ref.weights} do not fit {ref.arch}: {str(exc)[:500]}") from exc
-        module.eval().requires_grad_(False).to(device)
+        zoo.ready_for_inference(module, device)
         names: list[str] | None
         if ref.class_names == "imagenet":
             names = zoo.imagenet_class_names()
@@ -91,7 +91,7 @@ class ModelCache:
         )
         module = zoo.build(config["arch"], config["num_classes"])
         module.load_state_dict(state, strict=True)
-        module.eval().requires_grad_(False).to(device)
+        zoo.ready_for_inference(module, device)
         return LoadedModel(module=module, ref=ref, class_names=list(config["class_names"]))
 
     def state_dict_for(self, weights: str, arch: str, tenant: str) -> dict[str, torch.Tensor]:
