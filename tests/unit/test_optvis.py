@@ -127,7 +127,7 @@ def test_class_images_of_the_trained_shapes_classifier_are_recognised() -> None:
     rows = torch.arange(len(targets))
     assert (logits[rows, targets] > random_logits[rows, targets] + 5.0).all(), (logits, random_logits)
     assert torch.allclose(
-        evaluate(model, objectives.class_logit(targets), result.images, "unit"), logits[rows, targets]
+        evaluate(model, objectives.class_logit(targets), result.images, "unit").scores, logits[rows, targets]
     )
 
 
@@ -148,7 +148,7 @@ def test_inversion_error_falls_and_is_lower_for_shallow_layers() -> None:
         result = render(model, objective, param, settings, preprocessing="unit", generator=generator)
         first, last = -torch.tensor(result.history[0][1]), -torch.tensor(result.history[-1][1])
         assert (last < 0.5 * first).all(), (layer, first, last)
-        errors[layer] = -evaluate(model, objective, result.images, "unit")
+        errors[layer] = -evaluate(model, objective, result.images, "unit").scores
     assert (errors["features.2"] < errors["features.13"]).all(), errors
 
 

@@ -151,18 +151,26 @@ def render(
     return RenderResult(images=final, scores=scores.detach().cpu(), history=history)
 
 
+@dataclass
+class Evaluation:
+    scores: torch.Tensor
+    """The objective per image, on the CPU."""
+    logits: torch.Tensor
+    """The model's output per image, on the CPU (how it classifies the picture)."""
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module, objective: Objective, images: torch.Tensor, preprocessing: str, min_size: int = 0
-) -> torch.Tensor:
-    """The objective of finished images (no transforms): what a user of the picture would measure."""
+) -> Evaluation:
+    """Finished images without transforms, in one forward pass: the objective a user of the picture would
+    measure, and the model's output."""
     seen = images
     if min_size and min(seen.shape[-2:]) < min_size:
         seen = F.interpolate(seen, size=(min_size,) * 2, mode="bilinear", align_corners=True)
-    with capture(model, objective.hooked_layers, stop_early=LOGITS not in objective.layers) as activations:
-        output = forward(model, normalize(seen * 255.0, preprocessing), activations)
-        if output is not None:
-            activations[LOGITS] = output
+    with capture(model, objective.hooked_layers) as activations:
+        output = model(normalize(seen * 255.0, preprocessing))
+        activations[LOGITS] = output
         scores = objective(activations).float().cpu()
         activations.clear()
-    return scores
+    return Evaluation(scores=scores, logits=output.float().cpu())

@@ -11,12 +11,13 @@ import numpy as np
 import torch
 
 from shared.optvis_specs import FeatureVisualizationSpec
-from worker.nets.zoo import denormalize, normalize
+from worker.nets.zoo import denormalize
 from worker.optvis import objectives
 from worker.optvis import transforms as T
 from worker.optvis.param import FFTImage, PixelImage, zero_input_image
 from worker.optvis.render import RenderSettings, evaluate, render
 from worker.pipelines.base import Item, LoadedModel, MapPipeline, Outcome, PipelineContext
+from worker.pipelines.predictions import label, predictions
 from worker.render import images as pictures
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -107,39 +108,20 @@ class FeatureVisualizationPipeline(MapPipeline):
             generator=generator,
             transform=transform,
         )
-        min_size = settings.min_size
-        final = evaluate(loaded.module, objective, result.images, loaded.ref.preprocessing, min_size)
-        probabilities = self._probabilities(loaded, result.images, min_size)
+        final = evaluate(loaded.module, objective, result.images, loaded.ref.preprocessing, settings.min_size)
         outcomes = {}
         for row, item in enumerate(members):
             picture = (result.images[row].permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
             outcome = Outcome()
             outcome.outputs["image"] = self.ctx.write(item, "image.png", pictures.encode_png(picture), "image/png")
             outcome.data["target"] = self._describe(item.params or {}, loaded)
-            outcome.data["objective"] = round(float(final[row]), 6)
+            outcome.data["objective"] = round(float(final.scores[row]), 6)
             outcome.data["curve"] = [[step, values[row]] for step, values in result.history]
-            top = probabilities[row].topk(3)
-            outcome.data["predictions"] = [
-                {"class": int(i), "label": self._label(loaded, int(i)), "probability": round(float(p), 4)}
-                for p, i in zip(top.values, top.indices, strict=True)
-            ]
+            outcome.data["predictions"] = predictions(loaded, final.logits[row], 3)
             outcomes[item.index] = outcome
         return outcomes
 
-    @torch.no_grad()
-    def _probabilities(self, loaded: LoadedModel, images: torch.Tensor, min_size: int) -> torch.Tensor:
-        """How the model classifies each finished image (a check that a class image shows its class)."""
-        seen = images
-        if min_size and min(seen.shape[-2:]) < min_size:
-            seen = torch.nn.functional.interpolate(seen, size=(min_size,) * 2, mode="bilinear", align_corners=True)
-        return loaded.module(normalize(seen * 255.0, loaded.ref.preprocessing)).float().softmax(dim=1).cpu()
-
-    @staticmethod
-    def _label(loaded: LoadedModel, index: int) -> str:
-        names = loaded.class_names
-        return names[index] if names is not None and index < len(names) else str(index)
-
     def _describe(self, params: dict[str, Any], loaded: LoadedModel) -> dict[str, Any]:
         if "class" in params:
-            return {"class": params["class"], "label": self._label(loaded, int(params["class"]))}
+            return {"class": params["class"], "label": label(loaded.class_names, int(params["class"]))}
         return dict(params)

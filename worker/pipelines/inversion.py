@@ -73,7 +73,7 @@ class InversionPipeline(MapPipeline):
             generator = self._generator(items[0])
             settings = replace(base, tv=spec.tv if spec.tv is not None else depth_tv(loaded.module, layer))
             result = render(loaded.module, objective, param, settings, preprocessing=mode, generator=generator)
-            errors = (-evaluate(loaded.module, objective, result.images, mode)).tolist()
+            errors = (-evaluate(loaded.module, objective, result.images, mode).scores).tolist()
             for row, (item, picture) in enumerate(zip(items, to_uint8(result.images), strict=True)):
                 outcome = outcomes[row]
                 key = self.ctx.write(item, f"layer-{layer}.png", pictures.encode_png(picture), "image/png")

@@ -14,6 +14,7 @@ import torch
 from shared.specs import SaliencySpec, TopClasses, Unit
 from worker.nets.zoo import preprocess
 from worker.pipelines.base import Item, LoadedModel, MapPipeline, Outcome, PipelineContext
+from worker.pipelines.predictions import label, predictions
 from worker.render import images as render
 from worker.saliency import attribution, objects, quality
 from worker.saliency.model_maps import MapOptions, model_maps
@@ -117,7 +118,7 @@ class SaliencyPipeline(MapPipeline):
         outcomes = []
         for row, item in enumerate(items):
             outcome = self._outcome(item)
-            outcome.data["predictions"] = _predictions(loaded, results[0].logits[row], self.spec.top_k)
+            outcome.data["predictions"] = predictions(loaded, results[0].logits[row], self.spec.top_k)
             if item.truth is not None and "box" in item.truth:
                 outcome.data["quality"] = self._quality(
                     loaded,
@@ -134,7 +135,7 @@ class SaliencyPipeline(MapPipeline):
                 signed = result.signed[row].cpu().numpy() if self.spec.signed and result.signed is not None else None
                 self._add_maps(outcome, item, result.maps[row].cpu().numpy(), suffix, signed)
                 cls = int(result.targets[row])
-                explained.append({"class": cls, "label": _label(loaded.class_names, cls), "outputs_suffix": suffix})
+                explained.append({"class": cls, "label": label(loaded.class_names, cls), "outputs_suffix": suffix})
             outcome.data["target"] = explained[0] if len(explained) == 1 else None
             if len(explained) > 1:
                 outcome.data["targets"] = explained
@@ -243,20 +244,6 @@ class SaliencyPipeline(MapPipeline):
             )
 
 
-def _predictions(loaded: LoadedModel, logits: torch.Tensor, top_k: int) -> list[dict[str, Any]]:
-    probs = logits.softmax(dim=0)
-    values, indices = probs.topk(min(top_k, probs.shape[0]))
-    return [
-        {
-            "class": int(c),
-            "label": _label(loaded.class_names, int(c)),
-            "probability": round(float(p), 6),
-            "logit": round(float(logits[int(c)]), 4),
-        }
-        for p, c in zip(values.tolist(), indices.tolist(), strict=True)
-    ]
-
-
 def _field_in_image(box: tuple[int, int, int, int] | None, shape: tuple[int, ...], size: int) -> list[int] | None:
     """A box in the model's input grid -> image pixels (the image was resized whole to size x size)."""
     if box is None:
@@ -277,7 +264,3 @@ def _receptive_field_picture(image: np.ndarray, saliency: np.ndarray, box: list[
     resized = [render.resize_map(crop, target_w, 160) for crop in crops]
     gap = np.full((160, 4, 3), 255, dtype=np.uint8)
     return np.concatenate([resized[0], gap, resized[1]], axis=1)
-
-
-def _label(names: list[str] | None, index: int) -> str:
-    return names[index] if names is not None and 0 <= index < len(names) else str(index)
