@@ -12,9 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import Conflict, InvalidInput, NotFound, Retryable, TooLarge
-from shared.specs import MAP_KINDS, TRAIN_KINDS
-
-JOB_KINDS = MAP_KINDS | TRAIN_KINDS
+from shared.kinds import KINDS
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +33,7 @@ def error_body(code: str, message: str, fields: list[dict[str, str]] | None = No
 def _field_path(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     # Discriminated unions add the tag and validator names to the location; users think in fields.
-    parts = [p for p in parts if not p.startswith(("function-", "tagged-union")) and p not in JOB_KINDS]
+    parts = [p for p in parts if not p.startswith(("function-", "tagged-union")) and p not in KINDS]
     return ".".join(parts) or "body"
 
 

@@ -10,8 +10,6 @@ from shared.errors import Retryable
 from shared.queueing import QUEUE, celery_config
 from shared.settings import Settings
 
-PLAN_TASK = "fovea.plan"
-
 
 class TaskQueue:
     def __init__(self, settings: Settings) -> None:

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from worker.inputs.decode import decode_image  # noqa: E402
 from worker.nets.zoo import preprocess, ready_for_inference  # noqa: E402
-from worker.render import images as render  # noqa: E402
+from worker.pictures import images as render  # noqa: E402
 from worker.saliency.gradient import gradient_saliency  # noqa: E402
 from worker.saliency.spectral import spectral_residual  # noqa: E402
 from worker.saliency.spectral_torch import spectral_residual_batch  # noqa: E402

@@ -25,19 +25,19 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from shared.kinds import parse_spec  # noqa: E402
 from shared.settings import Settings  # noqa: E402
-from shared.specs import parse_spec  # noqa: E402
 from shared.storage import open_storage  # noqa: E402
 from tests.support.images import add_bytes, jpeg  # noqa: E402
 from tests.support.procs import start_moto, start_redis, wait_until  # noqa: E402
 from tests.support.s3 import new_bucket  # noqa: E402
 from tests.support.stack import Stack, distributed_env, upload_archive, wait_for_job  # noqa: E402
-from worker.engine.context import JobContext  # noqa: E402
-from worker.engine.models import ModelCache  # noqa: E402
 from worker.inputs.archive import iter_members  # noqa: E402
 from worker.inputs.decode import decode_image  # noqa: E402
 from worker.pipelines.base import Item  # noqa: E402
-from worker.pipelines.saliency import SaliencyPipeline  # noqa: E402
+from worker.pipelines.saliency_method import SaliencyPipeline  # noqa: E402
+from worker.runtime.context import JobContext  # noqa: E402
+from worker.runtime.models import ModelCache  # noqa: E402
 
 
 def emit(**figure: object) -> None:

@@ -65,9 +65,9 @@ def run_inprocess(spec: dict[str, Any]) -> dict[str, Any]:
     from tqdm import tqdm
 
     from shared.jobs import new_id
-    from shared.specs import parse_spec
+    from shared.kinds import parse_spec
     from worker.engine.inprocess import run_job_inprocess
-    from worker.engine.services import Services
+    from worker.runtime.services import Services
 
     settings = get_settings()
     services = Services.from_settings(settings, lambda name, args: None)

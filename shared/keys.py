@@ -4,9 +4,16 @@ Layout under the storage root (one tenant's data never shares a prefix with anot
 
     tenants/{tenant}/records/{job_id}.json             the durable job record (listed cheaply)
     tenants/{tenant}/jobs/{job_id}/plan.json           shard plan (item names per shard, planning errors)
+    tenants/{tenant}/jobs/{job_id}/inputs/{shard}.json a shard's entries (index, name, and a key or truth)
     tenants/{tenant}/jobs/{job_id}/inputs/{shard}.tar  items repacked per shard from a non-seekable archive
     tenants/{tenant}/jobs/{job_id}/shards/{shard}.json shard manifest (one entry per item of the shard)
     tenants/{tenant}/jobs/{job_id}/items/{index}/{output}   per-item outputs
+    tenants/{tenant}/jobs/{job_id}/job/{name}          pictures of the whole job (a contact sheet, filters)
+    tenants/{tenant}/jobs/{job_id}/sums/{first}.npz    per-batch sums for job-level maps (exactly once)
+    tenants/{tenant}/jobs/{job_id}/aggregate/...       the job-level mean map (.npy and .png)
+    tenants/{tenant}/jobs/{job_id}/checkpoints/...     training checkpoints and the pointer to the newest
+    tenants/{tenant}/jobs/{job_id}/model/...           a trained model: model.safetensors and config.json
+    tenants/{tenant}/jobs/{job_id}/files/{name}        a training job's files (metrics, curves), and files.json
     tenants/{tenant}/jobs/{job_id}/manifest.json | summary.json | report/index.html
     tenants/{tenant}/uploads/{upload_id}/{filename}    uploaded archives
 
@@ -27,8 +34,12 @@ def safe_component(text: str, fallback: str = "file") -> str:
     return cleaned[:120]
 
 
+TENANTS = "tenants/"
+"""The root of every tenant's data: the service's own area of the store."""
+
+
 def tenant_prefix(tenant: str) -> str:
-    return f"tenants/{safe_component(tenant)}/"
+    return f"{TENANTS}{safe_component(tenant)}/"
 
 
 def jobs_prefix(tenant: str) -> str:
@@ -53,6 +64,10 @@ def plan(tenant: str, job_id: str) -> str:
 
 def shard_input(tenant: str, job_id: str, shard: int) -> str:
     return job_prefix(tenant, job_id) + f"inputs/{shard:06d}.tar"
+
+
+def shard_entries(tenant: str, job_id: str, shard: int) -> str:
+    return job_prefix(tenant, job_id) + f"inputs/{shard:06d}.json"
 
 
 def shard_manifest(tenant: str, job_id: str, shard: int) -> str:
@@ -113,9 +128,14 @@ def model_config(tenant: str, job_id: str) -> str:
     return job_prefix(tenant, job_id) + "model/config.json"
 
 
-def training_file(tenant: str, job_id: str, name: str) -> str:
-    """metrics.jsonl, curves.png and the like."""
-    return job_prefix(tenant, job_id) + safe_component(name)
+def job_file(tenant: str, job_id: str, name: str) -> str:
+    """A file a training job writes for people (metrics.jsonl, curves.png), listed in its results."""
+    return job_prefix(tenant, job_id) + f"files/{safe_component(name)}"
+
+
+def job_files_index(tenant: str, job_id: str) -> str:
+    """Name -> key of a job's files (the model, its config, metrics, pictures): its results' ``files``."""
+    return job_prefix(tenant, job_id) + "files.json"
 
 
 def batch_sums(tenant: str, job_id: str, first_index: int) -> str:
@@ -124,3 +144,8 @@ def batch_sums(tenant: str, job_id: str, first_index: int) -> str:
 
 def batch_sums_prefix(tenant: str, job_id: str) -> str:
     return job_prefix(tenant, job_id) + "sums/"
+
+
+def mean_map(tenant: str, job_id: str, extension: str) -> str:
+    """The job-level mean map: ``npy`` (the values) or ``png`` (a picture of them)."""
+    return job_prefix(tenant, job_id) + f"aggregate/mean_map.{safe_component(extension)}"

@@ -12,17 +12,25 @@ from shared.settings import Settings
 
 QUEUE = "fovea"
 
+# Task names: the API sends the first by name (it never imports the worker); the workers define all four.
+PLAN_TASK = "fovea.plan"
+SHARD_TASK = "fovea.shard"
+FINALIZE_TASK = "fovea.finalize"
+TRAIN_STEP_TASK = "fovea.train_step"
+
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     broker = settings.resolved_broker_url()
     if broker.startswith("filesystem://"):
         folder = settings.broker_folder()
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         transport: dict[str, Any] = {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
+            # kombu keeps its broadcast tables in ./control unless told otherwise: keep them here.
+            "control_folder": str(folder / "control"),
             "store_processed": False,
             # kombu polls the folder; the default 1 s makes every task wait about a second.
             "polling_interval": 0.02,

@@ -55,7 +55,6 @@ class Settings(BaseSettings):
     report_gallery_items: int = 120
 
     device: str = Field("auto", description="torch device for pipelines: auto, cpu, cuda, cuda:N")
-    fault_delay_s: float = Field(0.0, description="Sleep per batch; only for fault-injection drills")
 
     @field_validator("shard_items", "max_deliveries")
     @classmethod

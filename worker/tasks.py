@@ -1,43 +1,32 @@
-"""Celery tasks: thin glue from messages to the engine. Models and clients are built lazily in the
-worker child process (never in the parent: CUDA does not survive fork) and cached for its lifetime."""
+"""Celery tasks: thin glue from messages to the engine. A worker's resources (clients, models, device)
+are built lazily in the worker child process (never in the parent: CUDA does not survive fork) and
+kept for its lifetime."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from functools import cache
-from typing import Any
 
 from celery import Task
 
 from shared.errors import Retryable
 from shared.jobs import JobStatus
 from shared.jobstore import LIVE
+from shared.queueing import FINALIZE_TASK, PLAN_TASK, SHARD_TASK, TRAIN_STEP_TASK
 from shared.settings import get_settings
 from worker.celery_app import app
-from worker.engine.context import resolve_device
 from worker.engine.finalize import finalize_job
 from worker.engine.lifecycle import start_job
-from worker.engine.models import ModelCache
-from worker.engine.services import FINALIZE_TASK, PLAN_TASK, SHARD_TASK, TRAIN_STEP_TASK, Services
 from worker.engine.shard import abandon_shard, run_shard
 from worker.engine.training import train_step
+from worker.runtime.resources import Resources
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Runtime:
-    services: Services
-    models: ModelCache
-    device: Any
-
-
 @cache
-def runtime() -> Runtime:
-    settings = get_settings()
-    services = Services.from_settings(settings, lambda name, args: app.send_task(name, args=list(args)))
-    return Runtime(services, ModelCache(settings, services.storage), resolve_device(settings.device))
+def runtime() -> Resources:
+    return Resources.create(get_settings(), lambda name, args: app.send_task(name, args=list(args)))
 
 
 RETRY = {"autoretry_for": (Retryable,), "retry_backoff": 2, "retry_backoff_max": 60, "max_retries": 8}
@@ -47,7 +36,7 @@ RETRY = {"autoretry_for": (Retryable,), "retry_backoff": 2, "retry_backoff_max":
 def plan(self: Task, tenant: str, job_id: str) -> None:
     rt = runtime()
     try:
-        start_job(rt.services, tenant, job_id)
+        start_job(rt, tenant, job_id)
     except Retryable:
         raise
     except Exception as exc:
@@ -65,7 +54,7 @@ def shard(self: Task, tenant: str, job_id: str, index: int) -> None:
         abandon_shard(services, tenant, job_id, index, f"shard abandoned after {deliveries - 1} deliveries")
         return
     try:
-        run_shard(services, rt.models, rt.device, tenant, job_id, index)
+        run_shard(rt, tenant, job_id, index)
     except Retryable:
         raise
     except Exception as exc:
@@ -88,7 +77,7 @@ def finalize(self: Task, tenant: str, job_id: str) -> None:
 def train(self: Task, tenant: str, job_id: str, step: int) -> None:
     rt = runtime()
     try:
-        train_step(rt.services, rt.models, rt.device, tenant, job_id, step)
+        train_step(rt, tenant, job_id, step)
     except Retryable:
         raise
     except Exception as exc:

@@ -12,39 +12,50 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from api import metrics
 from api.deps import State, Tenant, absolute
 from api.errors import ApiError
-from api.queue import PLAN_TASK
 from api.schemas import JobPage, JobView, ResultItem, Results
 from shared import keys
 from shared.errors import NotFound, Retryable
 from shared.jobs import TERMINAL, JobStatus
 from shared.jobstore import LIVE, new_job_id
-from shared.specs import JobSpec
+from shared.kinds import KINDS, JobSpec, producer_of
+from shared.queueing import PLAN_TASK
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 _ITEM_FIELDS = {"index", "name", "status", "outputs", "error"}
 
 
+def _invalid(field: str, message: str) -> ApiError:
+    return ApiError(422, "validation_error", f"{field}: {message}", [{"field": field, "message": message}])
+
+
 def _check_input(state: State, tenant: str, spec: JobSpec) -> None:
-    uri = getattr(spec, "input", None)  # feature visualisation has no input: its items are its targets
+    uri = spec.input_uri()  # feature visualisation has no input: its items are its targets
     if uri is None:
         return
     if uri.startswith("upload://"):
         found = next(iter(state.storage.list(keys.uploads_prefix(tenant, uri.removeprefix("upload://")))), None)
         if found is None:
-            raise ApiError(
-                422,
-                "validation_error",
-                "input: upload not found or never PUT",
-                [{"field": "input", "message": "upload not found or its bytes were never PUT"}],
-            )
+            raise _invalid("input", "upload not found or its bytes were never PUT")
     elif uri.startswith("s3://") and not state.settings.resolved_storage_url().startswith("s3://"):
-        raise ApiError(
-            422,
-            "validation_error",
-            "input: s3:// inputs need S3 storage",
-            [{"field": "input", "message": "s3:// inputs need S3 storage on this server; use upload://"}],
-        )
+        raise _invalid("input", "s3:// inputs need S3 storage on this server; use upload://")
+
+
+def _check_trained_models(state: State, tenant: str, spec: JobSpec) -> None:
+    """Every ``{"job": ID}`` the spec names is a training job of this tenant that trains the right model."""
+    for use in spec.trained_models():
+        wanted = " or ".join(producer_of(use.model_type)) or "a training"
+        try:
+            kind = state.jobs.load(tenant, use.job).kind
+        except NotFound:
+            raise _invalid(use.field, f"no job {use.job} (it must be a {wanted} job of yours)") from None
+        produces = KINDS[kind].produces if kind in KINDS else None
+        if produces != use.model_type:
+            made = f"trains a {produces}" if produces else "trains no model"
+            raise _invalid(
+                use.field,
+                f"job {use.job} is a {kind} job, which {made}; this needs a {use.model_type} (from a {wanted} job)",
+            )
 
 
 @router.post("", status_code=201, response_model=JobView, summary="Submit a job")
@@ -59,6 +70,7 @@ def submit(
     job created the first time (status 200 and ``Idempotent-Replayed: true``); the same key with a
     different body is a 409."""
     _check_input(state, tenant, spec)
+    _check_trained_models(state, tenant, spec)
     body = spec.model_dump(mode="json")
     job_id = new_job_id()
     if idempotency_key:
@@ -140,9 +152,9 @@ def results(
     page = manifest["items"][offset : offset + limit]
     summary = state.storage.get_json(keys.summary(tenant, job_id))
     files: dict[str, str] = {}
-    if state.storage.exists(keys.training_file(tenant, job_id, "outputs.json")):
-        job_outputs = state.storage.get_json(keys.training_file(tenant, job_id, "outputs.json"))
-        files = {name: absolute(request, state.storage.presign_get(key, ttl)) for name, key in job_outputs.items()}
+    if state.storage.exists(keys.job_files_index(tenant, job_id)):
+        job_files = state.storage.get_json(keys.job_files_index(tenant, job_id))
+        files = {name: absolute(request, state.storage.presign_get(key, ttl)) for name, key in job_files.items()}
     for name in ("mean_map", "mean_map_png"):
         key = (summary.get("aggregate") or {}).get(name)
         if key:

@@ -6,8 +6,6 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from shared.settings import Settings
-
 
 @dataclass(frozen=True)
 class LiveProgress:
@@ -68,13 +66,3 @@ class Coordinator(ABC):
     @abstractmethod
     def remember(self, name: str, value: str, ttl_s: int = 86400) -> str | None:
         """Store value under name unless present; returns the existing value, or None if stored."""
-
-
-def open_coordinator(settings: Settings) -> Coordinator:
-    if settings.redis_url:
-        from shared.coordination.redis_backend import RedisCoordinator
-
-        return RedisCoordinator(settings.redis_url)
-    from shared.coordination.sqlite_backend import SqliteCoordinator
-
-    return SqliteCoordinator(settings.data_dir / "coordination.sqlite3")

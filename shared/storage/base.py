@@ -1,4 +1,4 @@
-"""The storage interface every backend implements, and the factory that picks one from a URL."""
+"""The storage interface every backend implements (``shared.storage.factory`` picks one from a URL)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
-
-from shared.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -64,24 +62,3 @@ class Storage(ABC):
 
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))
-
-
-def open_storage(settings: Settings, *, bucket: str | None = None) -> Storage:
-    """The store named by the settings; ``bucket`` opens another bucket of the same S3 service."""
-    url = settings.resolved_storage_url()
-    if url.startswith("file://"):
-        if bucket is not None:
-            from shared.errors import InvalidInput
-
-            raise InvalidInput("s3:// inputs need S3 storage (FOVEA_STORAGE_URL=s3://...)")
-        from shared.storage.local import LocalStorage
-
-        return LocalStorage(url.removeprefix("file://"), secret=settings.secret(), public_url=settings.public_url)
-    if url.startswith("s3://"):
-        from shared.storage.s3 import S3Storage
-
-        own_bucket, _, prefix = url.removeprefix("s3://").partition("/")
-        if bucket is not None and bucket != own_bucket:
-            return S3Storage.from_settings(settings, bucket, "")
-        return S3Storage.from_settings(settings, own_bucket, prefix if bucket is None else "")
-    raise ValueError(f"FOVEA_STORAGE_URL must start with file:// or s3://, got {url!r}")

@@ -20,15 +20,16 @@ pytestmark = pytest.mark.slow
 
 # Four batches per shard, each slowed down, so a job lasts long enough to hit it mid-shard.
 SLOW_SPEC = {"kind": "saliency", "method": "spectral_residual", "batch_size": 4}
-SLOW_ENV = {"FOVEA_FAULT_DELAY_S": "0.25"}
+BATCH_DELAY_S = 0.25
 
 
 def test_sigkilled_worker_child_mid_shard(tmp_path: Path, redis_server: str, moto_endpoint: str) -> None:
     bucket = new_bucket(moto_endpoint)
     stack = Stack(
         tmp_path,
-        distributed_env(redis_server, moto_endpoint, bucket, **SLOW_ENV)
+        distributed_env(redis_server, moto_endpoint, bucket)
         | {"FOVEA_BROKER_URL": redis_server + "/4", "FOVEA_REDIS_URL": redis_server + "/5"},
+        batch_delay_s=BATCH_DELAY_S,
     )
     try:
         archive = tmp_path / "in.tar"
@@ -53,11 +54,11 @@ def test_sigkilled_worker_child_mid_shard(tmp_path: Path, redis_server: str, mot
 
 def test_cancel_mid_job_keeps_finished_outputs(tmp_path: Path, redis_server: str, moto_endpoint: str) -> None:
     bucket = new_bucket(moto_endpoint)
-    env = distributed_env(redis_server, moto_endpoint, bucket, **SLOW_ENV) | {
+    env = distributed_env(redis_server, moto_endpoint, bucket) | {
         "FOVEA_BROKER_URL": redis_server + "/6",
         "FOVEA_REDIS_URL": redis_server + "/7",
     }
-    stack = Stack(tmp_path, env)
+    stack = Stack(tmp_path, env, batch_delay_s=BATCH_DELAY_S)
     try:
         archive = tmp_path / "in.tar"
         tar_with_broken_members(archive, good=200, huge_bytes=1_500_000)

@@ -17,8 +17,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class Stack:
-    def __init__(self, workdir: Path, env: dict[str, str], workers: int = 1) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str], workers: int = 1, batch_delay_s: float = 0.0) -> None:
+        """``batch_delay_s``: workers whose saliency batches each take this much longer (fault drills)."""
         self.workdir = workdir
+        self.batch_delay_s = batch_delay_s
         workdir.mkdir(parents=True, exist_ok=True)
         self.env = {"FOVEA_DATA_DIR": str(workdir / "data"), "PYTHONUNBUFFERED": "1", **env}
         self.port = free_port()
@@ -32,7 +34,10 @@ class Stack:
         return Proc(args, env=self.env, log=self.workdir / "api.log", cwd=REPO)
 
     def start_worker(self, index: int) -> Proc:
-        args = [sys.executable, "-m", "cli.main", "worker", "--concurrency", "1"]
+        if self.batch_delay_s:
+            args = [sys.executable, "-m", "tests.support.slow_worker", str(self.batch_delay_s)]
+        else:
+            args = [sys.executable, "-m", "cli.main", "worker", "--concurrency", "1"]
         return Proc(args, env=self.env, log=self.workdir / f"worker{index}.log", cwd=REPO)
 
     def client(self, key: str | None = None) -> httpx.Client:

@@ -8,7 +8,7 @@ import torch
 
 from worker.inputs.shapes import make_shapes
 from worker.nets.tiny import TinyCNN
-from worker.pipelines.classifier_train import TrainData, Trainer, to_tensor_images
+from worker.pipelines.classifier_loop import TrainData, Trainer, to_tensor_images
 
 SIZE = 64
 

@@ -13,12 +13,13 @@ from shared import keys
 from shared.errors import NotFound
 from shared.jobs import JobStatus, Progress, now
 from shared.jobstore import LIVE
-from worker.engine.aggregate import write_mean_map
-from worker.engine.job_pictures import write_job_pictures
-from worker.engine.quality_summary import summarise_quality, summarise_quality_by_method
-from worker.engine.report import render_report
-from worker.engine.services import Services
+from shared.kinds import parse_spec
+from shared.storage import Storage
 from worker.engine.shard import CANCELED_REASON
+from worker.kinds import map_plugin
+from worker.report.aggregate import write_mean_map
+from worker.report.page import render_report
+from worker.runtime.services import Services
 
 
 def collect_items(services: Services, tenant: str, job_id: str) -> tuple[list[dict[str, Any]], int]:
@@ -67,16 +68,21 @@ def finalize_job(services: Services, tenant: str, job_id: str) -> None:
         "finished_at": finished.isoformat(),
         "seconds": round(seconds, 3),
         "items_per_second": round(total / seconds, 3),
-        "quality": summarise_quality(items),
-        "quality_by_method": summarise_quality_by_method(items),
         "aggregate": write_mean_map(storage, tenant, job_id),
-        "pictures": write_job_pictures(storage, tenant, job_id, record.kind, items),
     }
+    hooks = map_plugin(record.kind).report
+    if hooks.summary is not None:
+        figures = hooks.summary(parse_spec(record.spec))
+        for item in items:
+            figures.add(item)
+        summary.update(figures.finish(_JobFiles(storage, tenant, job_id)))
+    prefix = keys.job_outputs_prefix(tenant, job_id)
+    summary["pictures"] = {info.key[len(prefix) :]: info.key for info in storage.list(prefix)}
     storage.put_json(
         keys.manifest(tenant, job_id), {"job": job_id, "status": final.value, "total": total, "items": items}
     )
     storage.put_json(keys.summary(tenant, job_id), summary)
-    html = render_report(storage, record, summary, items, services.settings.report_gallery_items)
+    html = render_report(storage, record, summary, items, hooks, services.settings.report_gallery_items)
     storage.put_bytes(keys.report(tenant, job_id), html.encode(), "text/html; charset=utf-8")
     progress = Progress(total=total, done=ok, failed=failed)
     if final == JobStatus.succeeded:
@@ -95,3 +101,18 @@ def _reason_class(error: str | None) -> str:
     """Group failure messages for the summary (the first clause of the message)."""
     text = (error or "unknown").split(":", 1)[0]
     return text[:80]
+
+
+class _JobFiles:
+    """The store, as a job summary may use it: read item outputs, write job-level pictures."""
+
+    def __init__(self, storage: Storage, tenant: str, job_id: str) -> None:
+        self.storage, self.tenant, self.job_id = storage, tenant, job_id
+
+    def read(self, key: str) -> bytes:
+        return self.storage.get_bytes(key)
+
+    def write_job(self, output: str, data: bytes, content_type: str) -> str:
+        key = keys.job_output(self.tenant, self.job_id, output)
+        self.storage.put_bytes(key, data, content_type)
+        return key

@@ -6,35 +6,33 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from shared.queueing import FINALIZE_TASK, PLAN_TASK, SHARD_TASK, TRAIN_STEP_TASK
 from shared.settings import Settings
-from worker.engine.context import resolve_device
 from worker.engine.finalize import finalize_job
 from worker.engine.lifecycle import start_job
-from worker.engine.models import ModelCache
-from worker.engine.services import FINALIZE_TASK, PLAN_TASK, SHARD_TASK, TRAIN_STEP_TASK, Services
 from worker.engine.shard import run_shard
 from worker.engine.training import train_step
+from worker.runtime.resources import Resources
+from worker.runtime.services import Services
 
 
 def run_job_inprocess(
     settings: Settings, tenant: str, job_id: str, on_task: Callable[[Services], None] | None = None
 ) -> None:
-    """Plan, run every shard, finalise; ``on_task`` is called after each task (progress display)."""
+    """Plan, run every shard (or training step), finalise; ``on_task`` is called after each task."""
     queue: deque[tuple[str, tuple[Any, ...]]] = deque([(PLAN_TASK, (tenant, job_id))])
-    services = Services.from_settings(settings, lambda name, args: queue.append((name, args)))
-    models = ModelCache(settings, services.storage)
-    device = resolve_device(settings.device)
+    rt = Resources.create(settings, lambda name, args: queue.append((name, args)))
     finalized = False
     while queue:
         name, args = queue.popleft()
         if name == PLAN_TASK:
-            start_job(services, *args)
+            start_job(rt, *args)
         elif name == SHARD_TASK:
-            run_shard(services, models, device, *args)
+            run_shard(rt, *args)
         elif name == TRAIN_STEP_TASK:
-            train_step(services, models, device, *args)
+            train_step(rt, *args)
         elif name == FINALIZE_TASK and not finalized:
-            finalize_job(services, *args)
+            finalize_job(rt.services, *args)
             finalized = True
         if on_task is not None:
-            on_task(services)
+            on_task(rt.services)

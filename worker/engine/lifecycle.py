@@ -1,4 +1,5 @@
-"""Starting a job: mark it running, plan it, and dispatch one task per shard."""
+"""Starting a job: mark it running, check what the job itself needs, plan it, and dispatch one task per
+shard (or the first training step)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,23 @@ from shared import keys
 from shared.errors import InvalidInput, NotFound
 from shared.jobs import TERMINAL, JobStatus, Progress
 from shared.jobstore import LIVE
-from shared.specs import TRAIN_KINDS
+from shared.kinds import Shape, kind_of, parse_spec
+from shared.queueing import FINALIZE_TASK, SHARD_TASK, TRAIN_STEP_TASK
 from worker.engine.finalize import finalize_job
 from worker.engine.plan import build_plan
-from worker.engine.services import FINALIZE_TASK, SHARD_TASK, TRAIN_STEP_TASK, Services
+from worker.kinds import map_plugin
+from worker.runtime.context import JobContext
+from worker.runtime.resources import Resources
 
 log = logging.getLogger(__name__)
 
 
-def start_job(services: Services, tenant: str, job_id: str) -> None:
+def start_job(rt: Resources, tenant: str, job_id: str) -> None:
+    services = rt.services
     coordinator = services.coordinator
     status = coordinator.get_status(job_id)
     if status == JobStatus.canceled.value:
-        if services.jobs.load(tenant, job_id).kind not in TRAIN_KINDS:
+        if kind_of(services.jobs.load(tenant, job_id).kind).shape is not Shape.TRAIN:
             finalize_job(services, tenant, job_id)
         return
     if status is not None and JobStatus(status) in TERMINAL:
@@ -28,17 +33,21 @@ def start_job(services: Services, tenant: str, job_id: str) -> None:
     record = services.jobs.transition(tenant, job_id, JobStatus.running, LIVE)
     if record is None:
         return
-    if record.kind in TRAIN_KINDS:
-        if services.coordinator.claim(f"train:{job_id}:0"):
+    entry = kind_of(record.kind)
+    if entry.shape is Shape.TRAIN:
+        if coordinator.claim(f"train:{job_id}:0"):
             services.enqueue(TRAIN_STEP_TASK, (tenant, job_id, 0))
         return
+    spec = parse_spec(record.spec)
     try:
+        ctx = JobContext(services.storage, rt.models, tenant, job_id, rt.device)
+        map_plugin(entry.name).pipeline(spec, ctx).check()
         try:
             plan = services.storage.get_json(keys.plan(tenant, job_id))
         except NotFound:
-            plan = build_plan(services, tenant, job_id, record.spec)
+            plan = build_plan(services, tenant, job_id, spec)
     except InvalidInput as exc:
-        log.info("job %s failed in planning: %s", job_id, exc)
+        log.info("job %s failed before its first item: %s", job_id, exc)
         services.jobs.transition(tenant, job_id, JobStatus.failed, LIVE, error=str(exc))
         return
     coordinator.set_plan(job_id, int(plan["total"]), int(plan["shards"]))

@@ -20,13 +20,12 @@ from PIL import Image
 
 from shared import keys
 from shared.errors import InvalidInput
-from shared.specs import parse_spec
+from shared.specs.base import SpecBase, TargetsSpec
 from shared.storage.base import ObjectInfo
-from worker.engine.inputs import ArchiveInput, BuiltinInput, PrefixInput, resolve_input
-from worker.engine.services import Services
-from worker.engine.targets import expand_targets
 from worker.inputs.archive import iter_members, unsafe_reason
 from worker.inputs.shapes import make_shapes
+from worker.runtime.services import Services
+from worker.runtime.sources import ArchiveSource, BuiltinSource, PrefixSource, resolve_input
 
 
 @dataclass
@@ -59,19 +58,21 @@ class _ShardWriter:
         return {"shard": self.index, "source": "tar", "items": self.entries}
 
 
-def build_plan(services: Services, tenant: str, job_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+def build_plan(services: Services, tenant: str, job_id: str, spec: SpecBase) -> dict[str, Any]:
     settings = services.settings
-    if "input" not in spec:  # a kind whose items are its own parameters (render targets)
-        parsed = parse_spec(spec)
+    if isinstance(spec, TargetsSpec):  # the items are the spec's own targets
         # One batch per shard: a render batch is minutes of GPU work, and small shards spread a big job
         # over every worker.
-        per_shard = min(settings.shard_items, int(getattr(parsed, "batch_size", settings.shard_items)))
-        shards, errors, total = _plan_targets(expand_targets(parsed), per_shard)
+        per_shard = min(settings.shard_items, spec.batch_size)
+        shards, errors, total = _plan_targets(spec.render_targets(), per_shard)
         return _store_plan(services, tenant, job_id, shards, errors, total)
-    source = resolve_input(str(spec["input"]), tenant, settings, services.storage)
-    if isinstance(source, BuiltinInput):
+    uri = spec.input_uri()
+    if uri is None:
+        raise InvalidInput(f"a {spec.kind} job has no input to plan")
+    source = resolve_input(uri, tenant, settings, services.storage)
+    if isinstance(source, BuiltinSource):
         shards, errors, total = _plan_builtin(services, tenant, job_id, source)
-    elif isinstance(source, PrefixInput):
+    elif isinstance(source, PrefixSource):
         shards, errors, total = _plan_prefix(services, tenant, job_id, source)
     else:
         shards, errors, total = _plan_archive(services, tenant, job_id, source)
@@ -87,22 +88,18 @@ def _store_plan(
     total: int,
 ) -> dict[str, Any]:
     for shard in shards:
-        services.storage.put_json(_shard_items_key(tenant, job_id, shard["shard"]), shard)
+        services.storage.put_json(keys.shard_entries(tenant, job_id, shard["shard"]), shard)
     plan = {"total": total, "shards": len(shards), "errors": errors}
     services.storage.put_json(keys.plan(tenant, job_id), plan)
     return plan
 
 
-def _shard_items_key(tenant: str, job_id: str, shard: int) -> str:
-    return keys.shard_input(tenant, job_id, shard).removesuffix(".tar") + ".json"
-
-
 def load_shard_entries(services: Services, tenant: str, job_id: str, shard: int) -> dict[str, Any]:
-    return dict(services.storage.get_json(_shard_items_key(tenant, job_id, shard)))
+    return dict(services.storage.get_json(keys.shard_entries(tenant, job_id, shard)))
 
 
 def _plan_archive(
-    services: Services, tenant: str, job_id: str, source: ArchiveInput
+    services: Services, tenant: str, job_id: str, source: ArchiveSource
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     settings = services.settings
     shards: list[dict[str, Any]] = []
@@ -136,7 +133,7 @@ def _plan_archive(
 
 
 def _plan_prefix(
-    services: Services, tenant: str, job_id: str, source: PrefixInput
+    services: Services, tenant: str, job_id: str, source: PrefixSource
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     settings = services.settings
     shards: list[dict[str, Any]] = []
@@ -183,7 +180,7 @@ def _plan_targets(
 
 
 def _plan_builtin(
-    services: Services, tenant: str, job_id: str, source: BuiltinInput
+    services: Services, tenant: str, job_id: str, source: BuiltinSource
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     """Generated shapes as PNG items, each with its ground truth (class and box) for quality figures."""
     if source.name != "shapes":

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import logging
 import tarfile
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,16 +20,17 @@ import numpy as np
 from shared import keys
 from shared.errors import FoveaError, ItemError, NotFound
 from shared.jobs import JobStatus
-from shared.specs import parse_spec
+from shared.kinds import parse_spec
+from shared.queueing import FINALIZE_TASK
 from shared.storage import open_storage
-from worker.engine.context import JobContext
-from worker.engine.models import ModelCache
 from worker.engine.plan import load_shard_entries
-from worker.engine.prefetch import prefetch
-from worker.engine.services import FINALIZE_TASK, Services
 from worker.inputs.decode import decode_image
+from worker.kinds import map_plugin
 from worker.pipelines.base import Item, MapPipeline, Outcome
-from worker.pipelines.registry import map_pipeline
+from worker.runtime.context import JobContext
+from worker.runtime.prefetch import prefetch
+from worker.runtime.resources import Resources
+from worker.runtime.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ def failed(index: int, name: str, reason: str) -> dict[str, Any]:
     return {"index": index, "name": name, "status": "failed", "error": reason}
 
 
-def run_shard(services: Services, models: ModelCache, device: Any, tenant: str, job_id: str, shard: int) -> None:
+def run_shard(rt: Resources, tenant: str, job_id: str, shard: int) -> None:
+    services = rt.services
     storage, coordinator, settings = services.storage, services.coordinator, services.settings
     if storage.exists(keys.shard_manifest(tenant, job_id, shard)):
         _complete(services, tenant, job_id, shard)
@@ -67,8 +68,8 @@ def run_shard(services: Services, models: ModelCache, device: Any, tenant: str, 
 
     record = services.jobs.load(tenant, job_id)
     spec = parse_spec(record.spec)
-    ctx = JobContext(storage, models, tenant, job_id, device)
-    pipeline = map_pipeline(spec.kind)(spec, ctx)
+    ctx = JobContext(storage, rt.models, tenant, job_id, rt.device)
+    pipeline = map_plugin(spec.kind).pipeline(spec, ctx)
     batch: list[Item] = []
 
     def flush() -> None:
@@ -121,8 +122,6 @@ def _run_batch(
     services: Services, pipeline: MapPipeline, tenant: str, job_id: str, batch: list[Item]
 ) -> dict[int, dict[str, Any]]:
     services.coordinator.begin_attempt(job_id, [item.index for item in batch])
-    if services.settings.fault_delay_s:
-        time.sleep(services.settings.fault_delay_s)
     try:
         outcomes = pipeline.run_batch(batch)
         sums = pipeline.take_batch_sums()

@@ -52,11 +52,17 @@ def build(arch: str, num_classes: int) -> nn.Module:
     return builder(num_classes)
 
 
+def prefers_channels_last(device: torch.device) -> bool:
+    """Models and input batches live in channels_last on CUDA, the layout cuDNN's fastest convolution
+    kernels use; on the CPU the usual layout is as fast. (One place, so a test can take the CUDA path.)"""
+    return device.type == "cuda"
+
+
 def ready_for_inference(module: nn.Module, device: torch.device) -> nn.Module:
-    """Eval mode, no weight gradients, on ``device``; on CUDA in channels_last, the layout cuDNN's
-    fastest convolution kernels use (inputs in the usual layout are converted by the first layer)."""
+    """Eval mode, no weight gradients, on ``device``, in the device's preferred memory layout (inputs in
+    another layout are converted by the first layer)."""
     module.eval().requires_grad_(False).to(device)
-    if device.type == "cuda":
+    if prefers_channels_last(device):
         module.to(memory_format=torch.channels_last)
     return module
 
@@ -79,7 +85,7 @@ def preprocess(images: list[torch.Tensor], size: int, mode: str, device: torch.d
         ]
     )
     batch = normalize(batch, mode)
-    return batch.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else batch
+    return batch.contiguous(memory_format=torch.channels_last) if prefers_channels_last(device) else batch
 
 
 def normalize(batch: torch.Tensor, mode: str) -> torch.Tensor:

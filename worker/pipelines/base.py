@@ -31,9 +31,20 @@ class Outcome:
 
 
 class LoadedModel(Protocol):
+    """A classifier to explain: the module (eval mode, on the job's device) and how to feed and read it."""
+
     module: nn.Module
     ref: ModelRef
     class_names: list[str] | None
+
+
+@dataclass
+class TrainedModel:
+    """A model an earlier training job left: the module (eval mode, on the job's device) and its config
+    (what the training kind wrote: its ``kind``, ``model_type`` and whatever it needs to be used)."""
+
+    module: nn.Module
+    config: dict[str, Any]
 
 
 class PipelineContext(Protocol):
@@ -46,7 +57,10 @@ class PipelineContext(Protocol):
         """Store one output of the whole job (deterministic key: writing it again overwrites)."""
 
     def model(self, ref: ModelRef) -> LoadedModel:
-        """The network for ``ref``, loaded once per process and cached, in eval mode on ``device``."""
+        """The classifier for ``ref``, loaded once per process and cached, in eval mode on ``device``."""
+
+    def trained(self, job_id: str, model_type: str) -> TrainedModel:
+        """The model of an earlier training job of this tenant, which must be of ``model_type``."""
 
 
 class MapPipeline(ABC):
@@ -58,6 +72,12 @@ class MapPipeline(ABC):
     def __init__(self, spec: Any, ctx: PipelineContext) -> None:
         self.spec = spec
         self.ctx = ctx
+
+    def check(self) -> None:
+        """Called once when the job starts on a worker, before any item: raise ``InvalidInput`` for what
+        is wrong with the job itself (a layer the model lacks, missing weights), so the job fails at
+        once with its reason instead of failing every item."""
+        return None
 
     @abstractmethod
     def run_batch(self, items: list[Item]) -> list[Outcome]: ...

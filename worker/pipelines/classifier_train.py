@@ -1,162 +1,181 @@
-"""The ``classifier_train`` job kind: a plain supervised training loop that can stop after a time
-budget and resume exactly where it stopped, from tensors that fit in a safetensors checkpoint.
-
-The data set stays resident (uint8, already at the input size) on the training device; each epoch's
-order comes from a generator seeded with (seed, epoch), so a resumed run sees the same batches."""
+"""The ``classifier_train`` kind: a small CNN trained, or a torchvision backbone fine-tuned, on built-in
+shapes or digits or on an ImageFolder archive, so that any data set has a model to explain. The loop is
+``classifier_loop.Trainer``; this module is its data, its model and its place in the training contract."""
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from worker.nets.zoo import normalize
+from shared.specs.classifier import ClassifierTrainSpec
+from worker.inputs.imagefolder import labelled_from_members, split
+from worker.inputs.shapes import LabelledImages, make_digits, make_shapes
+from worker.nets import zoo
+from worker.pictures.plots import finish_png, new_figure
+from worker.pipelines.classifier_loop import TrainData, Trainer, to_tensor_images
+from worker.pipelines.plugin import ReportHooks, Section, TrainingPlugin
+from worker.pipelines.training_base import TrainingContext, TrainingPipeline
+
+_DATA_FIELDS = {"input", "input_size", "seed", "train_items", "test_items", "test_fraction", "max_items"}
 
 
-@dataclass
-class TrainData:
-    train_x: torch.Tensor  # (N, 3, S, S) uint8
-    train_y: torch.Tensor  # (N,) int64
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    classes: tuple[str, ...]
-    skipped: int = 0  # archive members that could not be used (unreadable, outside a class folder)
+class ClassifierTraining(TrainingPipeline):
+    spec: ClassifierTrainSpec
 
+    def __init__(self, spec: ClassifierTrainSpec, ctx: TrainingContext) -> None:
+        super().__init__(spec, ctx)
+        self.data: TrainData | None = None
+        self.trainer: Trainer | None = None
 
-def to_tensor_images(images: Any, size: int, device: torch.device, chunk: int = 1024) -> torch.Tensor:
-    """(N, H, W, 3) uint8 numpy -> (N, 3, size, size) uint8 tensor on ``device``."""
-    out = []
-    for start in range(0, len(images), chunk):
-        batch = torch.from_numpy(images[start : start + chunk]).to(device).permute(0, 3, 1, 2).float()
-        if batch.shape[2:] != (size, size):
-            batch = F.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        out.append(batch.round().clamp(0, 255).to(torch.uint8))
-    return torch.cat(out)
+    def load_data(self) -> None:
+        spec = self.spec
+        key = "classifier:" + spec.model_dump_json(include=_DATA_FIELDS)
+        train, test, skipped = self.ctx.cached(key, self._labelled)
+        device = self.ctx.device
+        self.data = TrainData(
+            train_x=to_tensor_images(train.images, spec.input_size, device),
+            train_y=torch.from_numpy(train.labels).to(device),
+            test_x=to_tensor_images(test.images, spec.input_size, device),
+            test_y=torch.from_numpy(test.labels).to(device),
+            classes=train.classes,
+            skipped=skipped,
+        )
 
+    def _labelled(self) -> tuple[LabelledImages, LabelledImages, int]:
+        """Train and test sets and the count of unusable archive members (built once per process)."""
+        spec = self.spec
+        if spec.input == "builtin:shapes":
+            return (
+                make_shapes(spec.train_items, spec.input_size, spec.seed),
+                make_shapes(spec.test_items, spec.input_size, spec.seed + 1_000_003),
+                0,
+            )
+        if spec.input == "builtin:digits":
+            return *split(make_digits(), spec.test_fraction, spec.seed), 0
+        data, skipped = labelled_from_members(
+            self.ctx.members(spec.input),
+            size=spec.input_size,
+            max_items=spec.max_items,
+            max_pixels=self.ctx.limits.max_image_pixels,
+            max_bytes=self.ctx.limits.max_item_bytes,
+        )
+        return *split(data, spec.test_fraction, spec.seed), len(skipped)
 
-class Trainer:
-    def __init__(
-        self,
-        model: nn.Module,
-        data: TrainData,
-        *,
-        epochs: int,
-        batch_size: int,
-        learning_rate: float,
-        weight_decay: float,
-        preprocessing: str,
-        seed: int,
-    ) -> None:
-        self.model = model
-        self.data = data
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.preprocessing = preprocessing
-        self.seed = seed
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
-        self.epoch = 0  # epochs finished
-        self.batch_index = 0  # batches finished in the current epoch
-        self.running = {"loss": 0.0, "correct": 0.0, "seen": 0.0}
-        self.history: list[dict[str, float]] = []
+    def build(self, *, resuming: bool) -> None:
+        """Seeded initialisation (without touching the process's global generator); on a fresh start,
+        optionally from given weights with a new classifier layer."""
+        spec, data = self.spec, self._data
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(spec.seed)
+            if spec.weights is None or resuming:
+                model = zoo.build(spec.arch, len(data.classes))
+            else:
+                pretrained = zoo.build(spec.arch, 1000)
+                pretrained.load_state_dict(self.ctx.weights(spec.weights, spec.arch))
+                model = zoo.replace_classifier(pretrained, len(data.classes))
+        self.trainer = Trainer(
+            model.to(self.ctx.device),
+            data,
+            epochs=spec.epochs,
+            batch_size=spec.batch_size,
+            learning_rate=spec.learning_rate,
+            weight_decay=spec.weight_decay,
+            preprocessing=spec.preprocessing,
+            seed=spec.seed,
+        )
 
     @property
-    def done(self) -> bool:
-        return self.epoch >= self.epochs
+    def _data(self) -> TrainData:
+        if self.data is None:
+            raise RuntimeError("load_data() first")
+        return self.data
 
-    def _order(self) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return torch.randperm(len(self.data.train_y), generator=generator).to(self.data.train_y.device)
+    @property
+    def _trainer(self) -> Trainer:
+        if self.trainer is None:
+            raise RuntimeError("build() first")
+        return self.trainer
 
-    def train_for(self, seconds: float, should_stop: Callable[[], bool] = lambda: False) -> None:
-        """Train until the time budget is spent, training is done, or ``should_stop`` says so
-        (checked every few batches). Always stops on a batch boundary."""
-        deadline = time.monotonic() + seconds
-        self.model.train()
-        while not self.done:
-            order = self._order()
-            batches = (len(order) + self.batch_size - 1) // self.batch_size
-            while self.batch_index < batches:
-                picked = order[self.batch_index * self.batch_size : (self.batch_index + 1) * self.batch_size]
-                x = normalize(self.data.train_x[picked].float(), self.preprocessing)
-                y = self.data.train_y[picked]
-                logits = self.model(x)
-                loss = F.cross_entropy(logits, y)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                self.running["loss"] += float(loss.detach()) * len(y)
-                self.running["correct"] += float((logits.argmax(1) == y).sum())
-                self.running["seen"] += len(y)
-                self.batch_index += 1
-                if time.monotonic() > deadline or (self.batch_index % 8 == 0 and should_stop()):
-                    self.model.eval()
-                    return
-            self._end_epoch()
-        self.model.eval()
+    def train_for(self, seconds: float, should_stop: Callable[[], bool]) -> None:
+        self._trainer.train_for(seconds, should_stop)
 
-    def _end_epoch(self) -> None:
-        seen = max(self.running["seen"], 1.0)
-        test_loss, test_accuracy = self.evaluate(self.data.test_x, self.data.test_y)
-        self.history.append(
-            {
-                "epoch": self.epoch + 1,
-                "train_loss": self.running["loss"] / seen,
-                "train_accuracy": self.running["correct"] / seen,
-                "test_loss": test_loss,
-                "test_accuracy": test_accuracy,
-            }
-        )
-        self.epoch += 1
-        self.batch_index = 0
-        self.running = {"loss": 0.0, "correct": 0.0, "seen": 0.0}
-        self.model.train()
+    @property
+    def progress(self) -> tuple[int, int]:
+        return self._trainer.epoch, self.spec.epochs
 
-    @torch.no_grad()
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor, chunk: int = 512) -> tuple[float, float]:
-        was_training = self.model.training
-        self.model.eval()
-        loss, correct = 0.0, 0.0
-        for start in range(0, len(y), chunk):
-            logits = self.model(normalize(x[start : start + chunk].float(), self.preprocessing))
-            target = y[start : start + chunk]
-            loss += float(F.cross_entropy(logits, target, reduction="sum"))
-            correct += float((logits.argmax(1) == target).sum())
-        self.model.train(was_training)
-        return loss / max(len(y), 1), correct / max(len(y), 1)
+    @property
+    def history(self) -> list[dict[str, float]]:
+        return self._trainer.history
 
-    # --- checkpoints: tensors for safetensors, progress as a JSON string ---------------------
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        return self._trainer.state()
 
-    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        optimizer = self.optimizer.state_dict()
-        for index, values in optimizer["state"].items():
-            for name, value in values.items():
-                tensors[f"optimizer.{index}.{name}"] = torch.as_tensor(value).detach().cpu().clone().contiguous()
-        progress = {
-            "epoch": self.epoch,
-            "batch_index": self.batch_index,
-            "running": self.running,
-            "history": self.history,
+    def restore(self, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+        self._trainer.load_state(tensors, metadata)
+
+    def evaluate(self) -> dict[str, Any]:
+        data, final = self._data, self._trainer.history[-1]
+        return {
+            "epochs": self._trainer.epoch,
+            "train_items": len(data.train_y),
+            "test_items": len(data.test_y),
+            "skipped_items": data.skipped,
+            "classes": list(data.classes),
+            "test_accuracy": round(final["test_accuracy"], 4),
+            "test_loss": round(final["test_loss"], 4),
         }
-        return tensors, {"progress": json.dumps(progress)}
 
-    def load_state(self, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-        device = next(self.model.parameters()).device
-        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        state: dict[int, dict[str, torch.Tensor]] = {}
-        for key, value in tensors.items():
-            if key.startswith("optimizer."):
-                _, index, name = key.split(".", 2)
-                state.setdefault(int(index), {})[name] = value if name == "step" else value.to(device)
-        template = self.optimizer.state_dict()
-        self.optimizer.load_state_dict({"state": state, "param_groups": template["param_groups"]})
-        progress = json.loads(metadata["progress"])
-        self.epoch, self.batch_index = int(progress["epoch"]), int(progress["batch_index"])
-        self.running = {k: float(v) for k, v in progress["running"].items()}
-        self.history = list(progress["history"])
+    def write_outputs(self, figures: dict[str, Any]) -> None:
+        spec = self.spec
+        config = {
+            "arch": spec.arch,
+            "num_classes": len(self._data.classes),
+            "input_size": spec.input_size,
+            "preprocessing": spec.preprocessing,
+            "class_names": list(self._data.classes),
+        }
+        self.ctx.save_model(self._trainer.model.state_dict(), config)
+        self.ctx.write_file("curves.png", curves_png(self._trainer.history), "image/png")
+
+
+def curves_png(history: list[dict[str, float]]) -> bytes:
+    epochs = [h["epoch"] for h in history]
+    figure, axes = new_figure(2, (9, 3.4))
+    loss_axis, accuracy_axis = axes
+    loss_axis.plot(epochs, [h["train_loss"] for h in history], label="train")
+    loss_axis.plot(epochs, [h["test_loss"] for h in history], label="test")
+    loss_axis.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    accuracy_axis.plot(epochs, [h["train_accuracy"] for h in history], label="train")
+    accuracy_axis.plot(epochs, [h["test_accuracy"] for h in history], label="test")
+    accuracy_axis.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.01))
+    return finish_png(figure, axes)
+
+
+def load_model(config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> nn.Module:
+    module = zoo.build(config["arch"], config["num_classes"])
+    module.load_state_dict(tensors, strict=True)
+    return module
+
+
+def sections(summary: dict[str, Any]) -> list[Section]:
+    classes = summary.get("classes", [])
+    shown = ", ".join(classes[:20]) + (", …" if len(classes) > 20 else "")
+    rows = (
+        ("test accuracy", f"{summary['test_accuracy']:.2%}"),
+        ("test loss (cross-entropy)", f"{summary['test_loss']:.4f}"),
+        ("epochs", str(summary["epochs"])),
+        (f"classes ({len(classes)})", shown),
+        ("training / test images", f"{summary['train_items']} / {summary['test_items']}"),
+        ("archive members skipped", str(summary["skipped_items"])),
+    )
+    return [Section("Result", rows=rows)]
+
+
+PLUGIN = TrainingPlugin(
+    pipeline=ClassifierTraining,
+    load_model=load_model,
+    report=ReportHooks(sections=sections),
+)

@@ -10,11 +10,12 @@ import cv2
 import numpy as np
 import torch
 
-from shared.optvis_specs import DeepDreamSpec
+from shared.specs.optvis import DeepDreamSpec
 from worker.nets.zoo import denormalize, normalize, pixel_scale
 from worker.optvis.deepdream import DreamSettings, dream
+from worker.pictures import images as pictures
 from worker.pipelines.base import Item, LoadedModel, MapPipeline, Outcome, PipelineContext
-from worker.render import images as pictures
+from worker.pipelines.plugin import MapPlugin, ReportHooks
 
 DEFAULT_LAYERS: dict[str, dict[str, float]] = {
     "inception5h": {"mixed4c": 1.0},
@@ -94,3 +95,6 @@ class DeepDreamPipeline(MapPipeline):
         if size == (width, height):
             return image
         return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+PLUGIN = MapPlugin(pipeline=DeepDreamPipeline, report=ReportHooks(preview=("dream",)))

@@ -10,15 +10,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from shared.optvis_specs import FeatureVisualizationSpec
+from shared.specs.optvis import FeatureVisualizationSpec
 from worker.nets.zoo import denormalize
 from worker.optvis import objectives
 from worker.optvis import transforms as T
 from worker.optvis.param import FFTImage, PixelImage, zero_input_image
 from worker.optvis.render import RenderSettings, evaluate, render
+from worker.pictures import images as pictures
 from worker.pipelines.base import Item, LoadedModel, MapPipeline, Outcome, PipelineContext
+from worker.pipelines.contact_sheet import ContactSheet
+from worker.pipelines.plugin import MapPlugin, ReportHooks
 from worker.pipelines.predictions import label, predictions
-from worker.render import images as pictures
 
 PRESETS: dict[str, dict[str, Any]] = {
     "robust": {"parameterization": "fft", "steps": 512, "learning_rate": 0.05, "size": 128, "l2": 0.0},
@@ -125,3 +127,23 @@ class FeatureVisualizationPipeline(MapPipeline):
         if "class" in params:
             return {"class": params["class"], "label": label(loaded.class_names, int(params["class"]))}
         return dict(params)
+
+
+def caption(item: dict[str, Any]) -> list[str]:
+    lines = []
+    target = item.get("target")
+    if target and "class" not in target:  # a rendered channel or neuron
+        where = f" at {target['position']}" if target.get("position") else ""
+        lines.append(f"{target.get('layer')}:{target.get('channel')}{where}")
+    elif target:
+        prob = next((p["probability"] for p in item.get("predictions", []) if p["class"] == target["class"]), None)
+        lines.append(f"{target['label']}" + (f" ({prob:.0%})" if prob is not None else ""))
+    if "objective" in item:
+        lines.append(f"objective {item['objective']:.4g}")
+    return lines
+
+
+PLUGIN = MapPlugin(
+    pipeline=FeatureVisualizationPipeline,
+    report=ReportHooks(preview=("image",), caption=caption, summary=ContactSheet),
+)

@@ -5,17 +5,19 @@ laid over the image (the course's "layer activations / maximum activation filter
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
 from torch import nn
 
-from shared.optvis_specs import FiltersSpec
+from shared.specs.optvis import FiltersSpec
 from worker.nets.zoo import preprocess
 from worker.optvis.hooks import capture, find_module
+from worker.pictures import images as pictures
 from worker.pipelines.base import Item, MapPipeline, Outcome, PipelineContext
-from worker.render import images as pictures
+from worker.pipelines.plugin import MapPlugin, ReportHooks
 
 FILTER_GRID = "first_layer_filters.png"
 _RED = np.array([220, 30, 30], dtype=np.uint8)
@@ -108,3 +110,13 @@ class FiltersPipeline(MapPipeline):
         heat = pictures.resize_map(pictures.normalise(channel_map.cpu().numpy()), *side)
         blended = pictures.overlay(image, pictures.colorize(heat, "inferno"), 0.7, heat)
         return self.ctx.write(item, f"overlay-{layer}.jpg", pictures.encode_jpeg(blended), "image/jpeg")
+
+
+def caption(item: dict[str, Any]) -> list[str]:
+    return [f"{layer}: most active channel {info['most_active']}" for layer, info in (item.get("layers") or {}).items()]
+
+
+PLUGIN = MapPlugin(
+    pipeline=FiltersPipeline,
+    report=ReportHooks(beside=lambda name: name.startswith(("activations:", "overlay:")), caption=caption),
+)

@@ -5,19 +5,21 @@ through shallow to deep, and the normalised feature error ||phi(x) - phi0||^2 / 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from shared.optvis_specs import InversionSpec
+from shared.specs.optvis import InversionSpec
 from worker.nets.zoo import denormalize, preprocess
 from worker.optvis import objectives
 from worker.optvis.hooks import capture
 from worker.optvis.param import PixelImage
 from worker.optvis.render import RenderSettings, evaluate, render
+from worker.pictures import images as pictures
 from worker.pipelines.base import Item, MapPipeline, Outcome, PipelineContext
-from worker.render import images as pictures
+from worker.pipelines.plugin import MapPlugin, ReportHooks
 
 
 def depth_tv(model: nn.Module, layer: str) -> float:
@@ -88,3 +90,11 @@ class InversionPipeline(MapPipeline):
 
     def _generator(self, item: Item) -> torch.Generator:
         return torch.Generator().manual_seed(self.spec.seed * 1_000_003 + item.index)
+
+
+def caption(item: dict[str, Any]) -> list[str]:
+    errors = item.get("errors") or {}
+    return ["feature error " + ", ".join(f"{layer} {value:.3f}" for layer, value in errors.items())] if errors else []
+
+
+PLUGIN = MapPlugin(pipeline=InversionPipeline, report=ReportHooks(preview=("strip",), caption=caption))

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from shared.models import ModelRef
-from shared.specs import SaliencySpec
-from worker.pipelines.base import Item, LoadedModel, MapPipeline, Outcome, PipelineContext
-from worker.pipelines.saliency import SaliencyPipeline
+from shared.specs.saliency import SaliencySpec
+from worker.pipelines.base import Item, LoadedModel, MapPipeline, Outcome, PipelineContext, TrainedModel
+from worker.pipelines.saliency_method import SaliencyPipeline
 
 _PER_METHOD = ("target", "targets", "quality", "boxes", "unit", "units")
 """Manifest fields that differ between methods (predictions are the model's, the same for all)."""
@@ -30,6 +30,9 @@ class _MethodContext:
 
     def model(self, ref: ModelRef) -> LoadedModel:
         return self.inner.model(ref)
+
+    def trained(self, job_id: str, model_type: str) -> TrainedModel:
+        return self.inner.trained(job_id, model_type)
 
 
 def method_spec(spec: SaliencySpec, method: str) -> SaliencySpec:
@@ -75,8 +78,3 @@ class SaliencyComparison(MapPipeline):
     def take_batch_sums(self) -> dict[str, np.ndarray] | None:
         sums, self._sums = self._sums, None
         return sums
-
-
-def saliency_pipeline(spec: SaliencySpec, ctx: PipelineContext) -> MapPipeline:
-    """The ``saliency`` kind: one method, or a comparison of several."""
-    return SaliencyComparison(spec, ctx) if spec.methods else SaliencyPipeline(spec, ctx)

@@ -44,6 +44,7 @@ def boxes(saliency: np.ndarray, mask: np.ndarray, min_area_fraction: float = 0.0
 def opencv_binary_map(saliency: np.ndarray) -> np.ndarray:
     """OpenCV's ``computeBinaryMap``: k-means (5 clusters) on the map, then Otsu. uint8 0/255."""
     detector = cv2.saliency.StaticSaliencySpectralResidual_create()  # type: ignore[attr-defined]
+    cv2.setRNGSeed(0)  # its k-means starts from OpenCV's thread RNG: seeded, the same map comes back every time
     ok, binary = detector.computeBinaryMap(np.ascontiguousarray(saliency, dtype=np.float32))
     if not ok:
         raise RuntimeError("OpenCV computeBinaryMap failed")

@@ -1,0 +1,127 @@
+"""What every job spec shares, and the three shapes a spec can have: a map over the images of an input,
+targets rendered as items, or a chain of training steps. The kind registry (``shared.kinds``) checks
+that each kind's spec has the base class of its shape."""
+
+from __future__ import annotations
+
+import re
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.models import ModelRef
+
+_UPLOAD_OR_S3 = r"upload://[A-Za-z0-9_-]+|s3://[a-z0-9][a-z0-9.-]{1,62}/\S*"
+_INPUT = re.compile(rf"^({_UPLOAD_OR_S3}|builtin:shapes(\?n=\d{{1,6}}(&seed=\d{{1,9}})?)?)$")
+
+
+@dataclass(frozen=True)
+class TrainedModelUse:
+    """A model a job takes from an earlier training job: where the spec names it, the job, and the type
+    of model it must be (what the producing kind's registry entry says it ``produces``)."""
+
+    field: str
+    job: str
+    model_type: str
+
+
+class SpecBase(BaseModel):
+    """Every job spec: its kind (the discriminator) and an optional name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str
+    name: str | None = Field(None, max_length=200, description="A label shown in listings and the report")
+
+    def input_uri(self) -> str | None:
+        """The input this job reads (an upload, an object, a prefix or a built-in set), if any."""
+        return None
+
+    def trained_models(self) -> list[TrainedModelUse]:
+        """Models taken from earlier training jobs. By default every ``ModelRef`` field with a ``job``
+        needs a classifier; kinds that use other trained models override this."""
+        uses = []
+        for field in type(self).model_fields:
+            value = getattr(self, field)
+            if isinstance(value, ModelRef) and value.job is not None:
+                uses.append(TrainedModelUse(f"{field}.job", value.job, "classifier"))
+        return uses
+
+
+class ArchiveSpec(SpecBase):
+    """A job over the images of an input: one result per image."""
+
+    input: str = Field(
+        ...,
+        description=(
+            "upload://ID (from POST /v1/uploads), s3://bucket/archive.tar|.tar.gz|.zip, s3://bucket/prefix/, or "
+            "builtin:shapes[?n=200&seed=12345] (generated shapes with ground-truth boxes: quality figures)"
+        ),
+        examples=["upload://u_0123456789abcdef"],
+    )
+
+    def input_uri(self) -> str | None:
+        return self.input
+
+    @field_validator("input")
+    @classmethod
+    def _input_uri(cls, value: str) -> str:
+        if not _INPUT.match(value):
+            raise ValueError(
+                "input must be upload://ID, s3://bucket/key (an archive), s3://bucket/prefix/ or builtin:shapes[?n=N&seed=S]"
+            )
+        return value
+
+
+class TargetsSpec(SpecBase):
+    """A job whose items are its own targets (one rendered image each), not the images of an input."""
+
+    batch_size: int
+
+    @abstractmethod
+    def render_targets(self) -> list[tuple[str, dict[str, Any]]]:
+        """Each item as ``(name, params)``, in a stable order (the item's index is its place here)."""
+
+
+class TrainingSpec(SpecBase):
+    """A job that trains a model in bounded, checkpointed steps; later jobs use it as ``{"job": ID}``."""
+
+    input: str
+    seed: int = Field(0, ge=0, description="Seeds initialisation, data order and splits: a seeded job repeats")
+    step_seconds: float = Field(120.0, ge=1.0, le=1200.0, description="Training time per bounded step")
+
+    def input_uri(self) -> str | None:
+        return self.input
+
+
+class Unit(BaseModel):
+    """A hidden unit, or several: channels of a named layer, optionally at one position of its grid."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    layer: str = Field(..., min_length=1, max_length=200, examples=["features.7"])
+    channel: Annotated[int, Field(ge=0)] | list[Annotated[int, Field(ge=0)]] = Field(
+        ...,
+        description="A channel, or a list of up to 1024 distinct channels (hidden-unit saliency takes up to 64: "
+        "a grid of their receptive fields per image; feature visualisation renders one image each)",
+    )
+    position: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]] | None = Field(
+        None,
+        description="[row, column] in the layer's output grid: one neuron. Null: saliency explains the unit at its "
+        "most active position in each image; feature visualisation maximises the channel's mean",
+    )
+
+    @property
+    def channels(self) -> list[int]:
+        return self.channel if isinstance(self.channel, list) else [self.channel]
+
+    @field_validator("channel")
+    @classmethod
+    def _channels(cls, value: int | list[int]) -> int | list[int]:
+        if isinstance(value, list) and not 1 <= len(value) <= 1024:
+            raise ValueError("give 1 to 1024 channels")
+        if isinstance(value, list) and len(set(value)) != len(value):
+            raise ValueError("channels must be distinct")
+        return value

@@ -1,1 +1,0 @@
-"""Turning maps into pictures people look at: colour maps, overlays, encoded PNG/JPEG."""

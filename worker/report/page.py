@@ -1,0 +1,97 @@
+"""The static HTML report of a map job: counts, the kind's sections, the job's pictures, a thumbnail
+gallery and every failure with its reason. What stands for an item, what sits beside it and what
+captions it come from the kind's report hooks; the gallery is capped (the manifest lists everything).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.jobs import JobRecord
+from shared.storage import Storage
+from worker.pipelines.plugin import Figure, ReportHooks, Section
+from worker.report.html import escape, page, section, thumbnail
+
+
+def _caption(hooks: ReportHooks, item: dict[str, Any]) -> str:
+    return "<br>".join(escape(line) for line in [item["name"], *hooks.caption(item)])
+
+
+def _panels(storage: Storage, hooks: ReportHooks, item: dict[str, Any], panels: list[tuple[str, str]]) -> str:
+    """Several outputs of one item side by side (a comparison of methods), each with its label."""
+    cells = []
+    for label, output in panels:
+        key = item.get("outputs", {}).get(output)
+        uri = thumbnail(storage, key, 160) if key else None
+        if uri is not None:
+            cells.append(
+                f'<div class="panel"><img src="{uri}" alt="{escape(label)}"><span>{escape(label)}</span></div>'
+            )
+    return f'<figure class="wide"><div class="panels">{"".join(cells)}</div><figcaption>{_caption(hooks, item)}</figcaption></figure>'
+
+
+def _figure(storage: Storage, hooks: ReportHooks, item: dict[str, Any]) -> str | None:
+    panels = hooks.panels(item) if hooks.panels is not None else []
+    if panels:
+        return _panels(storage, hooks, item, panels)
+    outputs: dict[str, str] = item.get("outputs", {})
+    preview = next((outputs[n] for n in hooks.preview if n in outputs), next(iter(outputs.values()), None))
+    uri = thumbnail(storage, preview) if preview else None
+    if uri is None:
+        return None
+    extras = "".join(
+        f'<img class="extra" src="{small}" alt="{escape(name)}" title="{escape(name)}">'
+        for name, key in list(outputs.items())[:8]
+        if key != preview and hooks.beside(name) and (small := thumbnail(storage, key, 96))
+    )
+    return (
+        f'<figure><img src="{uri}" alt=""><div>{extras}</div><figcaption>{_caption(hooks, item)}</figcaption></figure>'
+    )
+
+
+def _job_pictures(summary: dict[str, Any]) -> list[Section]:
+    pictures = summary.get("pictures") or {}
+    if not pictures:
+        return []
+    figures = tuple(Figure(alt=name, key=key) for name, key in sorted(pictures.items()))
+    return [Section("The whole job", figures=figures)]
+
+
+def render_report(
+    storage: Storage,
+    record: JobRecord,
+    summary: dict[str, Any],
+    items: list[dict[str, Any]],
+    hooks: ReportHooks,
+    gallery_items: int,
+) -> str:
+    figures: list[str] = []
+    for item in (i for i in items if i["status"] == "ok"):
+        if len(figures) >= gallery_items:
+            break
+        if (figure := _figure(storage, hooks, item)) is not None:
+            figures.append(figure)
+    failures = [
+        f"<tr><td>{item['index']}</td><td>{escape(item['name'])}</td><td>{escape(item.get('error'))}</td></tr>"
+        for item in items
+        if item["status"] != "ok"
+    ]
+    ok = summary["ok"]
+    sections = "".join(section(storage, part) for part in [*hooks.sections(summary), *_job_pictures(summary)])
+    failed = (
+        "<table><tr><th>#</th><th>file</th><th>reason</th></tr>" + "".join(failures) + "</table>"
+        if failures
+        else "<p>None.</p>"
+    )
+    body = f"""<p>Job <code>{escape(record.id)}</code> · kind <code>{escape(record.kind)}</code> ·
+status <b>{escape(summary["status"])}</b></p>
+<p class="counts"><span>items: <b>{summary["total"]}</b></span><span class="ok">ok: <b>{ok}</b></span>
+<span class="bad">failed: <b>{summary["failed"]}</b></span>
+<span>time: {summary["seconds"]} s</span><span>{summary["items_per_second"]} items/s</span></p>
+{sections}
+<h2>Gallery</h2>
+<p>{len(figures)} of {ok} successful items shown; <code>manifest.json</code> lists every item and its outputs.</p>
+<div class="gallery">{"".join(figures) or "<p>No successful items.</p>"}</div>
+<h2>Failed items ({len(failures)})</h2>
+{failed}"""
+    return page(record.name or f"{record.kind} job {record.id}", body)

@@ -1,0 +1,27 @@
+"""Everything a worker process holds for its lifetime, built lazily in the worker child (never in the
+parent: CUDA does not survive fork): the outside world, the model cache, the device, a data cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from shared.settings import Settings
+from worker.runtime.cache import ProcessCache
+from worker.runtime.context import resolve_device
+from worker.runtime.models import ModelCache
+from worker.runtime.services import Enqueue, Services
+
+
+@dataclass
+class Resources:
+    services: Services
+    models: ModelCache
+    device: torch.device
+    data: ProcessCache
+
+    @classmethod
+    def create(cls, settings: Settings, enqueue: Enqueue) -> Resources:
+        services = Services.from_settings(settings, enqueue)
+        return cls(services, ModelCache(settings, services.storage), resolve_device(settings.device), ProcessCache())
