@@ -27,6 +27,14 @@ class TrainedModelUse:
     model_type: str
 
 
+class TrainedModelRef(BaseModel):
+    """A model trained by an earlier job of the same tenant: ``{"job": ID}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="The training job's id")
+
+
 class SpecBase(BaseModel):
     """Every job spec: its kind (the discriminator) and an optional name."""
 

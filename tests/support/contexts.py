@@ -4,13 +4,17 @@ seeded, and nothing else of the service exists (no store, no coordinator, no que
 from __future__ import annotations
 
 import io
+import os
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 
+from shared.errors import InvalidInput
 from shared.models import ModelRef
 from worker.inputs.archive import Member, iter_members
 from worker.nets import zoo
@@ -84,6 +88,19 @@ class RecordingTrainingContext:
 
     def members(self, uri: str) -> Iterator[Member]:
         return iter_members(io.BytesIO(self.archives[uri]), uri, max_bytes=self.limits.max_item_bytes)
+
+    def asset(self, relative: str) -> Path:
+        """The assets folder of the tests (``FOVEA_ASSETS_DIR``, else ``../shared/data``)."""
+        root = Path(os.environ.get("FOVEA_ASSETS_DIR") or Path(__file__).resolve().parents[3] / "shared" / "data")
+        path = root / relative
+        if not path.exists():
+            raise InvalidInput(f"not found in the assets folder: {relative}")
+        return path
+
+    def scratch(self, name: str) -> Path:
+        folder = Path(tempfile.gettempdir()) / "fovea-test-scratch" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     def weights(self, reference: str, arch: str) -> dict[str, torch.Tensor]:
         raise AssertionError("no starting weights in these tests")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import torch
@@ -38,6 +39,13 @@ class TrainingContext(Protocol):
         """The items of an archive (``upload://``, ``s3://…/archive``) or of an object-store prefix, one
         at a time, each with its bytes or the reason it has none. Raises ``InvalidInput`` when the input is
         missing or not an archive. ``builtin:`` inputs are the kind's own to generate."""
+
+    def asset(self, relative: str) -> Path:
+        """A file or folder of the operator's read-only assets (``FOVEA_ASSETS_DIR``: weights, MNIST);
+        raises ``InvalidInput`` when it is not there."""
+
+    def scratch(self, name: str) -> Path:
+        """A folder on this worker's local disk for files derived from the assets (kept between steps)."""
 
     def weights(self, reference: str, arch: str) -> dict[str, torch.Tensor]:
         """A state dict named like a model reference's ``weights`` (assets:, upload://, s3://,

@@ -4,6 +4,7 @@ job's (its input, starting weights, files and model). Keys come from ``shared.ke
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import safetensors.torch
@@ -79,6 +80,14 @@ class TrainingJobContext:
 
     def members(self, uri: str) -> Iterator[Member]:
         return read_members(uri, self.tenant, self.settings, self.storage)
+
+    def asset(self, relative: str) -> Path:
+        return self.models.asset(relative)
+
+    def scratch(self, name: str) -> Path:
+        folder = Path(self.settings.data_dir).resolve() / "scratch" / keys.safe_component(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     def weights(self, reference: str, arch: str) -> dict[str, torch.Tensor]:
         return self.models.state_dict_for(reference, arch, self.tenant)

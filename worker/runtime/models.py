@@ -66,7 +66,7 @@ class ModelCache:
         if ref.class_names == "imagenet":
             names = zoo.imagenet_class_names()
         elif ref.class_names == "inception5h":
-            names = zoo.inception5h_class_names(str(self._asset("weights/inception5h_labels.txt")))
+            names = zoo.inception5h_class_names(str(self.asset("weights/inception5h_labels.txt")))
         elif isinstance(ref.class_names, list):
             names = list(ref.class_names)
         else:
@@ -116,7 +116,7 @@ class ModelCache:
     def _state_dict(self, ref: ModelRef, tenant: str) -> dict[str, torch.Tensor]:
         weights = ref.weights or ""
         if weights.startswith("assets:"):
-            return safetensors.torch.load_file(str(self._asset(weights.removeprefix("assets:"))))
+            return safetensors.torch.load_file(str(self.asset(weights.removeprefix("assets:"))))
         if weights.startswith("upload://"):
             upload_id = weights.removeprefix("upload://")
             found = next(iter(self._storage.list(keys.uploads_prefix(tenant, upload_id))), None)
@@ -134,12 +134,15 @@ class ModelCache:
             return self._torchvision_state(ref, weights.removeprefix("torchvision:"))
         raise InvalidInput(f"unsupported weights reference {weights!r}")
 
-    def _asset(self, relative: str) -> Path:
+    def asset(self, relative: str) -> Path:
+        """A file or folder of the operator's assets folder (never outside it)."""
         if self._settings.assets_dir is None:
             raise InvalidInput(f"'assets:{relative}' needs FOVEA_ASSETS_DIR to be set on the worker")
+        if relative.startswith("/") or ".." in relative.split("/"):
+            raise InvalidInput(f"asset path {relative!r} leaves the assets folder")
         path = Path(self._settings.assets_dir) / relative
-        if not path.is_file():
-            raise InvalidInput(f"file not found in the assets folder: {relative}")
+        if not path.exists():
+            raise InvalidInput(f"not found in the assets folder: {relative}")
         return path
 
     def _torchvision_state(self, ref: ModelRef, name: str) -> dict[str, torch.Tensor]:
