@@ -11,6 +11,7 @@ Layout under the storage root (one tenant's data never shares a prefix with anot
     tenants/{tenant}/jobs/{job_id}/job/{name}          pictures of the whole job (a contact sheet, filters)
     tenants/{tenant}/jobs/{job_id}/sums/{first}.npz    per-batch sums for job-level maps (exactly once)
     tenants/{tenant}/jobs/{job_id}/aggregate/...       the job-level mean map (.npy and .png)
+    tenants/{tenant}/jobs/{job_id}/arrays/{name}.npy   per-item arrays (embeddings), row i = item i
     tenants/{tenant}/jobs/{job_id}/checkpoints/...     training checkpoints and the pointer to the newest
     tenants/{tenant}/jobs/{job_id}/model/...           a trained model: model.safetensors and config.json
     tenants/{tenant}/jobs/{job_id}/files/{name}        a training job's files (metrics, curves), and files.json
@@ -144,6 +145,20 @@ def batch_sums(tenant: str, job_id: str, first_index: int) -> str:
 
 def batch_sums_prefix(tenant: str, job_id: str) -> str:
     return job_prefix(tenant, job_id) + "sums/"
+
+
+def batch_arrays(tenant: str, job_id: str, first_index: int) -> str:
+    """One batch's per-item arrays (with the items' indices), keyed by its first item."""
+    return job_prefix(tenant, job_id) + f"arrays/batches/{first_index:08d}.npz"
+
+
+def batch_arrays_prefix(tenant: str, job_id: str) -> str:
+    return job_prefix(tenant, job_id) + "arrays/batches/"
+
+
+def job_array(tenant: str, job_id: str, name: str) -> str:
+    """A per-item array of the whole job: row i is item i."""
+    return job_prefix(tenant, job_id) + f"arrays/{safe_component(name)}.npy"
 
 
 def mean_map(tenant: str, job_id: str, extension: str) -> str:

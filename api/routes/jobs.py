@@ -161,6 +161,8 @@ def results(
             files[name] = absolute(request, state.storage.presign_get(key, ttl))
     for name, key in (summary.get("pictures") or {}).items():  # a contact sheet, a filter grid
         files[name] = absolute(request, state.storage.presign_get(key, ttl))
+    for name, key in (summary.get("arrays") or {}).items():  # per-item arrays: row i is item i
+        files[f"{name}.npy"] = absolute(request, state.storage.presign_get(key, ttl))
     return Results(
         job=job_id,
         status=record.status,

@@ -15,6 +15,7 @@ from shared.jobs import JobStatus, Progress, now
 from shared.jobstore import LIVE
 from shared.kinds import parse_spec
 from shared.storage import Storage
+from worker.engine.arrays import write_job_arrays
 from worker.engine.shard import CANCELED_REASON
 from worker.kinds import map_plugin
 from worker.report.aggregate import write_mean_map
@@ -69,6 +70,7 @@ def finalize_job(services: Services, tenant: str, job_id: str) -> None:
         "seconds": round(seconds, 3),
         "items_per_second": round(total / seconds, 3),
         "aggregate": write_mean_map(storage, tenant, job_id),
+        "arrays": write_job_arrays(storage, tenant, job_id, total, {i["index"] for i in items if i["status"] == "ok"}),
     }
     hooks = map_plugin(record.kind).report
     if hooks.summary is not None:

@@ -131,6 +131,7 @@ def _run_batch(
             buffer = io.BytesIO()
             np.savez(buffer, **sums)  # type: ignore[arg-type]
             services.storage.put_bytes(keys.batch_sums(tenant, job_id, batch[0].index), buffer.getvalue())
+        _store_arrays(services, tenant, job_id, batch, outcomes)
         return {item.index: _ok(item, outcome) for item, outcome in zip(batch, outcomes, strict=True)}
     except Exception as exc:
         if len(batch) == 1:
@@ -141,6 +142,23 @@ def _run_batch(
     for item in batch:
         out.update(_run_batch(services, pipeline, tenant, job_id, [item]))
     return out
+
+
+def _store_arrays(services: Services, tenant: str, job_id: str, batch: list[Item], outcomes: list[Outcome]) -> None:
+    """The batch's per-item arrays, keyed by its first item like the sums; the finaliser places each row
+    by its item's index, so a rerun that writes a row again cannot duplicate it."""
+    names = sorted({name for outcome in outcomes for name in outcome.arrays})
+    if not names:
+        return
+    rows = [(item.index, outcome) for item, outcome in zip(batch, outcomes, strict=True)]
+    packed: dict[str, np.ndarray] = {}
+    for name in names:
+        have = [(index, o.arrays[name]) for index, o in rows if name in o.arrays]
+        packed[f"index.{name}"] = np.array([index for index, _ in have], dtype=np.int64)
+        packed[f"rows.{name}"] = np.stack([np.asarray(value, dtype=np.float32) for _, value in have])
+    buffer = io.BytesIO()
+    np.savez(buffer, **packed)  # type: ignore[arg-type]
+    services.storage.put_bytes(keys.batch_arrays(tenant, job_id, batch[0].index), buffer.getvalue())
 
 
 def _ok(item: Item, outcome: Outcome) -> dict[str, Any]:

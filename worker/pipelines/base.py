@@ -24,10 +24,15 @@ class Item:
 
 @dataclass
 class Outcome:
-    """One item's result: output names mapped to the keys written, plus metadata for the manifest."""
+    """One item's result: output names mapped to the keys written, plus metadata for the manifest.
+
+    ``arrays`` are per-item vectors (an embedding, a code) of the same shape for every item: the engine
+    stores them per batch and the finished job has one ``arrays/NAME.npy`` of shape (items, ...) whose
+    row i is item i (NaN for an item without one), loadable in one line."""
 
     outputs: dict[str, str] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class LoadedModel(Protocol):

@@ -227,3 +227,35 @@ def test_mean_map_over_the_job_is_exact_and_survives_a_rerun(local_settings: Set
     again = np.load(_io.BytesIO(services.storage.get_bytes(summary["aggregate"]["mean_map"])))
     np.testing.assert_array_equal(again, mean)
     assert "Where the model looks" in services.storage.get_bytes(keys.report("local", job_id)).decode()
+
+
+def test_per_item_arrays_are_assembled_row_by_item(
+    local_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io as _io
+
+    import numpy as np
+
+    original = SaliencyPipeline.run_batch
+
+    def with_vectors(self: SaliencyPipeline, items: list[Item]) -> list[Any]:
+        outcomes = original(self, items)
+        for item, outcome in zip(items, outcomes, strict=True):
+            outcome.arrays["code"] = np.array([item.index, item.image.shape[0]], dtype=np.float32)
+        return outcomes
+
+    monkeypatch.setattr(SaliencyPipeline, "run_batch", with_vectors)
+    archive = tmp_path / "in.tar"
+    expected = tar_with_broken_members(archive, good=20, huge_bytes=10)
+    rt, job_id = submit(local_settings, archive)
+    run_job_inprocess(local_settings, "local", job_id)
+    services = rt.services
+    manifest = services.storage.get_json(keys.manifest("local", job_id))
+    summary = services.storage.get_json(keys.summary("local", job_id))
+    codes = np.load(_io.BytesIO(services.storage.get_bytes(summary["arrays"]["code"])))
+    assert codes.shape == (20 + len(expected), 2)
+    for item in manifest["items"]:
+        if item["status"] == "ok":
+            assert codes[item["index"], 0] == item["index"]
+        else:
+            assert np.isnan(codes[item["index"]]).all()
