@@ -21,9 +21,12 @@ from PIL import Image
 from shared import keys
 from shared.errors import InvalidInput
 from shared.specs.base import SpecBase, TargetsSpec
+from shared.storage import open_storage
 from shared.storage.base import ObjectInfo
 from worker.inputs.archive import iter_members, unsafe_reason
 from worker.inputs.shapes import make_shapes
+from worker.kinds import map_plugin
+from worker.pipelines.plugin import Sidecars
 from worker.runtime.services import Services
 from worker.runtime.sources import ArchiveSource, BuiltinSource, PrefixSource, resolve_input
 
@@ -59,6 +62,8 @@ class _ShardWriter:
 
 
 def build_plan(services: Services, tenant: str, job_id: str, spec: SpecBase) -> dict[str, Any]:
+    """Plan the job's items into shards; the kind's sidecar reader (if it has one) takes the members that
+    describe images (captions) and its ground truth rides with each image's shard entry."""
     settings = services.settings
     if isinstance(spec, TargetsSpec):  # the items are the spec's own targets
         # One batch per shard: a render batch is minutes of GPU work, and small shards spread a big job
@@ -70,13 +75,28 @@ def build_plan(services: Services, tenant: str, job_id: str, spec: SpecBase) -> 
     if uri is None:
         raise InvalidInput(f"a {spec.kind} job has no input to plan")
     source = resolve_input(uri, tenant, settings, services.storage)
+    make_reader = map_plugin(spec.kind).sidecars
+    reader = make_reader(spec) if make_reader is not None else None
     if isinstance(source, BuiltinSource):
         shards, errors, total = _plan_builtin(services, tenant, job_id, source)
     elif isinstance(source, PrefixSource):
-        shards, errors, total = _plan_prefix(services, tenant, job_id, source)
+        shards, errors, total = _plan_prefix(services, tenant, job_id, source, reader)
     else:
-        shards, errors, total = _plan_archive(services, tenant, job_id, source)
+        shards, errors, total = _plan_archive(services, tenant, job_id, source, reader)
+    if reader is not None:
+        _attach_truth(shards, reader)
     return _store_plan(services, tenant, job_id, shards, errors, total)
+
+
+def _attach_truth(shards: list[dict[str, Any]], reader: Sidecars) -> None:
+    """Each image's described truth, appended to its entry (``[index, name, truth]`` in a tar shard,
+    ``[index, name, key, truth]`` in a key shard)."""
+    reader.finish({str(entry[1]) for shard in shards for entry in shard["items"]})
+    for shard in shards:
+        for entry in shard["items"]:
+            truth = reader.truth(str(entry[1]))
+            if truth is not None:
+                entry.append(truth)
 
 
 def _store_plan(
@@ -99,7 +119,7 @@ def load_shard_entries(services: Services, tenant: str, job_id: str, shard: int)
 
 
 def _plan_archive(
-    services: Services, tenant: str, job_id: str, source: ArchiveSource
+    services: Services, tenant: str, job_id: str, source: ArchiveSource, reader: Sidecars | None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     settings = services.settings
     shards: list[dict[str, Any]] = []
@@ -109,6 +129,9 @@ def _plan_archive(
     try:
         members = iter_members(source.stream, source.name, max_bytes=settings.max_item_bytes)
         for member in members:
+            if reader is not None and member.data is not None and reader.claims(member.name):
+                reader.read(member.name, member.data)
+                continue
             if total >= settings.max_items_per_job:
                 raise InvalidInput(
                     f"input holds more than {settings.max_items_per_job} items (FOVEA_MAX_ITEMS_PER_JOB)"
@@ -133,7 +156,7 @@ def _plan_archive(
 
 
 def _plan_prefix(
-    services: Services, tenant: str, job_id: str, source: PrefixSource
+    services: Services, tenant: str, job_id: str, source: PrefixSource, reader: Sidecars | None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     settings = services.settings
     shards: list[dict[str, Any]] = []
@@ -142,13 +165,19 @@ def _plan_prefix(
     nbytes = 0
     total = 0
     info: ObjectInfo
+    described = open_storage(settings, bucket=source.bucket) if reader is not None else None
     for info in source.objects:
         if info.key.endswith("/"):
+            continue
+        name = info.key[len(source.prefix) :]
+        if reader is not None and described is not None and reader.claims(name):
+            if info.size > settings.max_item_bytes:
+                raise InvalidInput(f"{name}: {info.size} bytes, over the limit of {settings.max_item_bytes}")
+            reader.read(name, described.get_bytes(info.key))
             continue
         if total >= settings.max_items_per_job:
             raise InvalidInput(f"input holds more than {settings.max_items_per_job} items (FOVEA_MAX_ITEMS_PER_JOB)")
         index, total = total, total + 1
-        name = info.key[len(source.prefix) :]
         reason = unsafe_reason(name)
         if info.size > settings.max_item_bytes:
             reason = f"object is {info.size} bytes, over the limit of {settings.max_item_bytes}"

@@ -51,8 +51,9 @@ def run_shard(rt: Resources, tenant: str, job_id: str, shard: int) -> None:
     shard_entry = load_shard_entries(services, tenant, job_id, shard)
     entries = shard_entry["items"]
     names = {int(e[0]): str(e[1]) for e in entries}
-    extras = {int(e[0]): e[2] for e in entries if len(e) > 2 and isinstance(e[2], dict)}
     is_targets = shard_entry["source"] == "targets"  # items are parameters; otherwise extras are ground truth
+    extra_at = 3 if shard_entry["source"] == "keys" else 2  # key shards hold the object's key at 2
+    extras = {int(e[0]): e[extra_at] for e in entries if len(e) > extra_at and isinstance(e[extra_at], dict)}
     results = coordinator.item_results(job_id, list(names))
     pending = [i for i in names if i not in results]
     attempts = coordinator.attempts(job_id, pending)
@@ -204,7 +205,7 @@ def _read(
         return
     if entry["source"] == "keys":
         source = open_storage(services.settings, bucket=entry["bucket"])  # one client for the whole shard
-        for index, _name, key in entry["items"]:
+        for index, _name, key, *_truth in entry["items"]:
             if index in wanted:
                 try:
                     yield int(index), source.get_bytes(key)

@@ -57,6 +57,24 @@ class JobSummary(Protocol):
     def finish(self, files: JobFiles) -> dict[str, Any]: ...
 
 
+class Sidecars(Protocol):
+    """Members of an input that describe its images instead of being images (a captions JSON, a
+    ``KEY.txt`` beside ``KEY.jpg``): read while the job is planned, then attached to each image as its
+    ground truth (``Item.truth``). One reader per job."""
+
+    def claims(self, name: str) -> bool:
+        """True for a member that is description, not an item."""
+
+    def read(self, name: str, data: bytes) -> None:
+        """Take in one such member; raise ``InvalidInput`` naming the file (and line) when it is malformed."""
+
+    def finish(self, item_names: set[str]) -> None:
+        """Every member has been seen; raise ``InvalidInput`` for descriptions of images that are not there."""
+
+    def truth(self, item_name: str) -> dict[str, Any] | None:
+        """What the descriptions say of this image (JSON-able), or None."""
+
+
 def _no_caption(_item: dict[str, Any]) -> list[str]:
     return []
 
@@ -91,6 +109,8 @@ class MapPlugin:
 
     pipeline: Callable[[Any, PipelineContext], MapPipeline]
     report: ReportHooks = field(default_factory=ReportHooks)
+    sidecars: Callable[[Any], Sidecars] | None = None
+    """Given the spec, a reader of the input's description members (None: every member is an item)."""
 
 
 @dataclass(frozen=True)

@@ -259,3 +259,64 @@ def test_per_item_arrays_are_assembled_row_by_item(
             assert codes[item["index"], 0] == item["index"]
         else:
             assert np.isnan(codes[item["index"]]).all()
+
+
+class _LabelsFile:
+    """A sidecar reader for the test: ``labels.json`` maps image names to a label."""
+
+    def __init__(self, _spec: object) -> None:
+        self.labels: dict[str, str] = {}
+
+    def claims(self, name: str) -> bool:
+        return name.endswith("labels.json")
+
+    def read(self, name: str, data: bytes) -> None:
+        import json
+
+        self.labels.update(json.loads(data))
+
+    def finish(self, item_names: set[str]) -> None:
+        from shared.errors import InvalidInput
+
+        missing = sorted(set(self.labels) - item_names)
+        if missing:
+            raise InvalidInput(f"labels.json describes images that are not there: {missing}")
+
+    def truth(self, item_name: str) -> dict[str, Any] | None:
+        return {"label": self.labels[item_name]} if item_name in self.labels else None
+
+
+def test_sidecar_members_become_the_truth_of_their_images(
+    local_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+    import json
+
+    from tests.support.images import tar_of
+    from worker.engine import plan
+    from worker.kinds import map_plugin
+
+    plugin = dataclasses.replace(map_plugin("saliency"), sidecars=_LabelsFile)
+    monkeypatch.setattr(plan, "map_plugin", lambda name: plugin)
+    seen: dict[str, Any] = {}
+    original = SaliencyPipeline.run_batch
+
+    def recorded(self: SaliencyPipeline, items: list[Item]) -> list[Any]:
+        seen.update({item.name: item.truth for item in items})
+        return original(self, items)
+
+    monkeypatch.setattr(SaliencyPipeline, "run_batch", recorded)
+    images = {f"{i}.png": png(seed=i) for i in range(10)}
+    archive = tmp_path / "in.tar"
+    tar_of(archive, {**images, "meta/labels.json": json.dumps({"2.png": "cat", "7.png": "dog"}).encode()})
+    rt, job_id = submit(local_settings, archive)
+    run_job_inprocess(local_settings, "local", job_id)
+    manifest = rt.services.storage.get_json(keys.manifest("local", job_id))
+    assert manifest["total"] == 10 and all(item["status"] == "ok" for item in manifest["items"])
+    assert seen["2.png"] == {"label": "cat"} and seen["7.png"] == {"label": "dog"} and seen["3.png"] is None
+    # Describing an image the input lacks fails the job in planning, naming the file.
+    tar_of(archive, {**images, "labels.json": json.dumps({"nope.png": "x"}).encode()})
+    rt, job_id = submit(local_settings, archive)
+    run_job_inprocess(local_settings, "local", job_id)
+    record = rt.services.jobs.get("local", job_id)
+    assert record.status.value == "failed" and "nope.png" in (record.error or "")
