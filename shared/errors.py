@@ -19,6 +19,13 @@ class NotFound(FoveaError):
     code = "not_found"
 
 
+class StoreRefused(FoveaError):
+    """The object store refused a request in a way that retrying cannot change (a 4xx other than not
+    found or throttling: a malformed key, access denied, no such bucket)."""
+
+    code = "store_refused"
+
+
 class Conflict(FoveaError):
     code = "conflict"
 

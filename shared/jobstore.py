@@ -29,12 +29,29 @@ class JobStore:
         """Write a new queued job (durable record first, then its live status)."""
         record = JobRecord(id=job_id or new_job_id(), tenant=tenant, kind=kind, name=name, spec=spec, created_at=now())
         self.save(record)
+        self.storage.put_json(keys.live_job(record.id), {"tenant": tenant})
         self.coordinator.set_status(record.id, JobStatus.queued.value)
         return record
 
     def delete(self, tenant: str, job_id: str) -> None:
         """Remove a job that was never queued (its submission failed)."""
         self.storage.delete(keys.job_record(tenant, job_id))
+        self.storage.delete(keys.live_job(job_id))
+
+    def retire(self, job_id: str) -> None:
+        """The job has ended and nothing more will run for it: drop it from the live index."""
+        self.storage.delete(keys.live_job(job_id))
+
+    def live(self) -> list[tuple[str, str]]:
+        """(tenant, job id) of every job not retired yet, oldest first."""
+        out = []
+        for info in self.storage.list(keys.LIVE):
+            job_id = info.key.removeprefix(keys.LIVE).removesuffix(".json")
+            try:
+                out.append((str(self.storage.get_json(info.key)["tenant"]), job_id))
+            except NotFound:
+                continue
+        return out
 
     def save(self, record: JobRecord) -> None:
         self.storage.put_bytes(
@@ -54,12 +71,30 @@ class JobStore:
             status = self.coordinator.get_status(job_id)
             live = self.coordinator.progress(job_id)
         except Retryable:
-            return record
+            return self._with_snapshot(record)
         if status is not None:
             record.status = JobStatus(status)
         if live is not None:
             record.progress = Progress(total=live.total, done=live.done, failed=live.failed)
             record.shards = live.shards
+        else:
+            record = self._with_snapshot(record)
+        return record
+
+    def save_progress(self, tenant: str, job_id: str, progress: Progress) -> None:
+        """Keep a durable copy of live progress (never rewrites the record: no lost update with a cancel)."""
+        self.storage.put_bytes(keys.progress_snapshot(tenant, job_id), progress.model_dump_json().encode())
+
+    def _with_snapshot(self, record: JobRecord) -> JobRecord:
+        """The record with its last durable progress, so progress never goes backwards in an outage."""
+        try:
+            snapshot = Progress.model_validate_json(
+                self.storage.get_bytes(keys.progress_snapshot(record.tenant, record.id))
+            )
+        except (NotFound, Retryable):
+            return record
+        if snapshot.done + snapshot.failed > record.progress.done + record.progress.failed:
+            record.progress = snapshot
         return record
 
     def transition(
@@ -77,6 +112,8 @@ class JobStore:
         for name, value in fields.items():
             setattr(record, name, value)
         self.save(record)
+        if status in (JobStatus.succeeded, JobStatus.failed):
+            self.retire(job_id)  # a canceled job is retired once its remaining work has wound down
         return record
 
     def list(

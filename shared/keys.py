@@ -2,6 +2,7 @@
 
 Layout under the storage root (one tenant's data never shares a prefix with another's)::
 
+    live/{job_id}.json                                 a job that has not finished yet (its tenant)
     tenants/{tenant}/records/{job_id}.json             the durable job record (listed cheaply)
     tenants/{tenant}/jobs/{job_id}/plan.json           shard plan (item names per shard, planning errors)
     tenants/{tenant}/jobs/{job_id}/inputs/{shard}.json a shard's entries (index, name, and a key or truth)
@@ -26,21 +27,41 @@ from __future__ import annotations
 
 import re
 
+from shared.errors import NotFound
+from shared.settings import IDENTIFIER
+
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def safe_component(text: str, fallback: str = "file") -> str:
-    """One path component made of safe characters only (never '..' or empty)."""
+    """One path component made of safe characters only (never '..' or empty), for names that are not
+    identities (a file name, an output name): different names may map to one component."""
     cleaned = _SAFE.sub("_", text).strip("._") or fallback
     return cleaned[:120]
 
+
+def identifier(value: str, what: str = "id") -> str:
+    """A tenant, job or upload id, used as it is: never rewritten, so no two spellings meet in one key.
+    Anything else cannot name a stored object (NotFound: a 404 at the API)."""
+    if not IDENTIFIER.match(value):
+        raise NotFound(f"no such {what}")
+    return value
+
+
+LIVE = "live/"
+"""One small object per job that is not finished yet (its tenant): what the reconciler walks when the
+coordinator has lost its state. Outside every tenant's area."""
 
 TENANTS = "tenants/"
 """The root of every tenant's data: the service's own area of the store."""
 
 
+def live_job(job_id: str) -> str:
+    return f"{LIVE}{identifier(job_id, 'job')}.json"
+
+
 def tenant_prefix(tenant: str) -> str:
-    return f"{TENANTS}{safe_component(tenant)}/"
+    return f"{TENANTS}{identifier(tenant, 'tenant')}/"
 
 
 def jobs_prefix(tenant: str) -> str:
@@ -48,7 +69,7 @@ def jobs_prefix(tenant: str) -> str:
 
 
 def job_prefix(tenant: str, job_id: str) -> str:
-    return f"{jobs_prefix(tenant)}{safe_component(job_id)}/"
+    return f"{jobs_prefix(tenant)}{identifier(job_id, 'job')}/"
 
 
 def records_prefix(tenant: str) -> str:
@@ -56,7 +77,7 @@ def records_prefix(tenant: str) -> str:
 
 
 def job_record(tenant: str, job_id: str) -> str:
-    return f"{records_prefix(tenant)}{safe_component(job_id)}.json"
+    return f"{records_prefix(tenant)}{identifier(job_id, 'job')}.json"
 
 
 def plan(tenant: str, job_id: str) -> str:
@@ -92,6 +113,11 @@ def job_outputs_prefix(tenant: str, job_id: str) -> str:
     return job_prefix(tenant, job_id) + "job/"
 
 
+def progress_snapshot(tenant: str, job_id: str) -> str:
+    """The job's progress as of its last finished shard: what readers see while the coordinator is away."""
+    return job_prefix(tenant, job_id) + "progress.json"
+
+
 def manifest(tenant: str, job_id: str) -> str:
     return job_prefix(tenant, job_id) + "manifest.json"
 
@@ -105,11 +131,11 @@ def report(tenant: str, job_id: str) -> str:
 
 
 def upload(tenant: str, upload_id: str, filename: str) -> str:
-    return tenant_prefix(tenant) + f"uploads/{safe_component(upload_id)}/{safe_component(filename)}"
+    return tenant_prefix(tenant) + f"uploads/{identifier(upload_id, 'upload')}/{safe_component(filename)}"
 
 
 def uploads_prefix(tenant: str, upload_id: str) -> str:
-    return tenant_prefix(tenant) + f"uploads/{safe_component(upload_id)}/"
+    return tenant_prefix(tenant) + f"uploads/{identifier(upload_id, 'upload')}/"
 
 
 def checkpoint(tenant: str, job_id: str, step: int) -> str:

@@ -16,6 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.uris import parse_s3_uri
+
 ARCHITECTURES = (
     "squeezenet1_1",
     "mobilenet_v2",
@@ -38,7 +40,23 @@ in the assets folder; indices 0 and 1001..1007 are unused)."""
 
 CLASS_COUNTS = {"imagenet": 1000, "inception5h": 1008}
 
-_WEIGHTS = re.compile(r"^(assets:[A-Za-z0-9._/-]+|upload://[A-Za-z0-9_-]+|s3://[^/\s]+/\S+|torchvision:[A-Z0-9_]+)$")
+_WEIGHTS = re.compile(r"^(assets:[A-Za-z0-9._/-]+|upload://[A-Za-z0-9_-]+|s3://\S+|torchvision:[A-Z0-9_]+)$")
+
+
+def check_weights(value: str) -> str:
+    """A weights reference of the allowed forms (see the module docstring), in its canonical spelling."""
+    if not _WEIGHTS.match(value):
+        raise ValueError("weights must be null, assets:PATH, upload://ID, s3://BUCKET/KEY or torchvision:NAME")
+    if value.startswith("assets:") and any(
+        part in ("", ".", "..") for part in value.removeprefix("assets:").split("/")
+    ):
+        raise ValueError("weights path must not contain '..', '.' or empty segments")
+    if value.startswith("s3://"):
+        location = parse_s3_uri(value)
+        if location.is_prefix:
+            raise ValueError("weights must name one object, not a prefix")
+    return value
+
 
 PRESETS: dict[str, dict[str, object]] = {
     "squeezenet1_1-imagenet": {
@@ -107,10 +125,8 @@ class ModelRef(BaseModel):
             raise ValueError("give 'job', 'preset' or 'arch'")
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"unknown arch {self.arch!r}; known: {', '.join(ARCHITECTURES)}")
-        if self.weights is not None and not _WEIGHTS.match(self.weights):
-            raise ValueError("weights must be null, assets:PATH, upload://ID, s3://BUCKET/KEY or torchvision:NAME")
-        if self.weights and self.weights.startswith("assets:") and ".." in self.weights.split("/"):
-            raise ValueError("weights path must not contain '..'")
+        if self.weights is not None:
+            check_weights(self.weights)
         if isinstance(self.class_names, str) and self.num_classes != CLASS_COUNTS[self.class_names]:
             raise ValueError(f"class_names {self.class_names!r} needs num_classes {CLASS_COUNTS[self.class_names]}")
         if isinstance(self.class_names, list) and len(self.class_names) != self.num_classes:

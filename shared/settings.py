@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+"""Tenant names, job ids and upload ids: used verbatim in storage keys, so they must be safe as they are."""
 
 
 class Settings(BaseSettings):
@@ -52,6 +56,17 @@ class Settings(BaseSettings):
     task_time_limit_s: int = 1200
     task_soft_time_limit_s: int = 1080
     max_deliveries: int = 3
+
+    # Recovery: a running task holds a lease renewed by its heartbeat; one worker (the elected leader)
+    # reconciles every few seconds: work whose lease expired is sent again, and so is queued work the
+    # broker no longer holds. Recovery does not wait for the visibility timeout.
+    lease_ttl_s: float = Field(30.0, ge=3.0, description="A task's lease; renewed every third of it")
+    reconcile_interval_s: float = Field(10.0, ge=0.5, description="How often the leader reconciles")
+    stale_queue_s: float = Field(
+        60.0, ge=1.0, description="Queued work older than this, with the broker's queue empty, is sent again"
+    )
+    retry_backoff_max_s: float = Field(30.0, ge=0.1, description="Longest wait between retries in an outage")
+    max_json_body_bytes: int = Field(4 * 1024**2, ge=1024, description="Largest JSON request body (413 past it)")
     report_gallery_items: int = 120
 
     device: str = Field("auto", description="torch device for pipelines: auto, cpu, cuda, cuda:N")
@@ -73,14 +88,30 @@ class Settings(BaseSettings):
         return (self.data_dir / "broker").resolve()
 
     def tenant_for_key(self) -> dict[str, str]:
+        """API key -> tenant. Tenant names are identifiers (letters, digits, '_' and '-', starting with a
+        letter or digit) used as they are in storage keys: two spellings can never share a tenant's data."""
         pairs = [p.strip() for p in self.api_keys.split(",") if p.strip()]
         out: dict[str, str] = {}
         for pair in pairs:
             key, sep, tenant = pair.partition("=")
             if not sep or not key or not tenant:
                 raise ValueError("FOVEA_API_KEYS must be KEY=TENANT pairs separated by commas")
+            if not IDENTIFIER.match(tenant):
+                raise ValueError(
+                    f"FOVEA_API_KEYS: tenant {tenant!r} must be 1-64 letters, digits, '_' or '-' "
+                    "(starting with a letter or digit)"
+                )
             out[key] = tenant
         return out
+
+    def service_area(self) -> tuple[str, str] | None:
+        """(bucket, key prefix) of the service's own data on S3 storage, which no user URI may reach."""
+        url = self.resolved_storage_url()
+        if not url.startswith("s3://"):
+            return None
+        bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        return bucket, prefix + "tenants/"
 
     def secret(self) -> bytes:
         """The signing secret; on the embedded default one is made once and kept in DATA_DIR."""

@@ -1,11 +1,21 @@
-"""The Celery application of the workers (``celery -A worker.celery_app worker``): glue only."""
+"""The Celery application of the workers (``celery -A worker.celery_app worker``): glue only. The main
+process of every worker also runs the reconciler loop (one of them leads at a time, see
+``worker.engine.reconcile``); the loop touches only the store, the coordinator and the broker, never CUDA,
+so it is safe in the parent of the prefork children."""
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
 
 from shared.queueing import celery_config
 from shared.settings import Settings, get_settings
+from worker.engine.reconcile import run_reconciler
+from worker.runtime.broker import BrokerProbe
+from worker.runtime.services import Services
 
 
 def create_app(settings: Settings) -> Celery:
@@ -15,3 +25,18 @@ def create_app(settings: Settings) -> Celery:
 
 
 app = create_app(get_settings())
+_stop = threading.Event()
+
+
+@worker_ready.connect
+def _start_reconciler(**_kwargs: Any) -> None:
+    services = Services.from_settings(get_settings(), lambda name, args: app.send_task(name, args=list(args)))
+    thread = threading.Thread(
+        target=run_reconciler, args=(services, BrokerProbe(app), _stop), name="fovea-reconciler", daemon=True
+    )
+    thread.start()
+
+
+@worker_shutdown.connect
+def _stop_reconciler(**_kwargs: Any) -> None:
+    _stop.set()

@@ -1,27 +1,39 @@
 """Celery tasks: thin glue from messages to the engine. A worker's resources (clients, models, device)
-are built lazily in the worker child process (never in the parent: CUDA does not survive fork) and
-kept for its lifetime."""
+are built lazily in the worker child process (never in the parent: CUDA does not survive fork) and kept
+for its lifetime. Every task runs held (``worker.engine.tasking``): a lease and a heartbeat while it
+works, outages waited out in the task, its work handed back to the queue when its time runs out. No task
+is retried by Celery, so no retry count or delayed message can lose work."""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from functools import cache
 
 from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
 
-from shared.errors import Retryable
+from shared.errors import Retryable, StoreRefused
 from shared.jobs import JobStatus
 from shared.jobstore import LIVE
 from shared.queueing import FINALIZE_TASK, PLAN_TASK, SHARD_TASK, TRAIN_STEP_TASK
 from shared.settings import get_settings
+from shared.work import shard_task_id, train_task_id
 from worker.celery_app import app
 from worker.engine.finalize import finalize_job
 from worker.engine.lifecycle import start_job
 from worker.engine.shard import abandon_shard, run_shard
+from worker.engine.tasking import hand_back, run_held
 from worker.engine.training import train_step
 from worker.runtime.resources import Resources
 
 log = logging.getLogger(__name__)
+
+_MARGIN_S = 30.0  # left between the last retry of an outage and the task's soft time limit
+_HANDLED_ABOVE = (Retryable, StoreRefused, SoftTimeLimitExceeded)
+"""Outages, refusals of the store and the time limit are handled by ``_held``; anything else is a failure
+of the task's own making, retried a few times and then ended with its reason."""
 
 
 @cache
@@ -29,59 +41,85 @@ def runtime() -> Resources:
     return Resources.create(get_settings(), lambda name, args: app.send_task(name, args=list(args)))
 
 
-RETRY = {"autoretry_for": (Retryable,), "retry_backoff": 2, "retry_backoff_max": 60, "max_retries": 8}
-
-
-@app.task(name=PLAN_TASK, bind=True, **RETRY)
-def plan(self: Task, tenant: str, job_id: str) -> None:
-    rt = runtime()
-    try:
-        start_job(rt, tenant, job_id)
-    except Retryable:
-        raise
-    except Exception as exc:
-        log.exception("planning job %s failed", job_id)
-        rt.services.jobs.transition(tenant, job_id, JobStatus.failed, LIVE, error=f"planning failed: {exc}")
-
-
-@app.task(name=SHARD_TASK, bind=True, **RETRY)
-def shard(self: Task, tenant: str, job_id: str, index: int) -> None:
+def _held(tenant: str, job_id: str, task_id: str, work: Callable[[Resources], None]) -> None:
+    """Run ``work`` held; a job-level refusal of the store fails the job; past the soft time limit the
+    task's work goes back to the queue (what it finished is recorded and stays done)."""
     rt = runtime()
     services = rt.services
-    deliveries = services.coordinator.count_delivery(job_id, index)
-    cap = services.settings.max_deliveries
-    if deliveries > 2 * cap:
-        abandon_shard(services, tenant, job_id, index, f"shard abandoned after {deliveries - 1} deliveries")
-        return
+    deadline = time.monotonic() + services.settings.task_soft_time_limit_s - _MARGIN_S
+
+    def attempt() -> None:
+        try:
+            work(rt)
+        except StoreRefused as exc:
+            log.error("job %s: the store refused a request: %s", job_id, exc)
+            services.jobs.transition(tenant, job_id, JobStatus.failed, LIVE, error=str(exc))
+            services.done(job_id, task_id)
+
     try:
-        run_shard(rt, tenant, job_id, index)
-    except Retryable:
-        raise
-    except Exception as exc:
-        log.exception("shard %s of job %s failed", index, job_id)
-        if self.request.retries < cap:
-            raise self.retry(exc=exc, countdown=2) from exc
-        abandon_shard(services, tenant, job_id, index, f"shard failed {cap + 1} times: {type(exc).__name__}: {exc}")
+        run_held(services, job_id, task_id, attempt, deadline)
+    except SoftTimeLimitExceeded:
+        hand_back(services, job_id, task_id)
 
 
-@app.task(name=FINALIZE_TASK, bind=True, **RETRY)
+@app.task(name=PLAN_TASK, bind=True)
+def plan(self: Task, tenant: str, job_id: str) -> None:
+    def work(rt: Resources) -> None:
+        try:
+            start_job(rt, tenant, job_id)
+        except _HANDLED_ABOVE:
+            raise
+        except Exception as exc:
+            log.exception("planning job %s failed", job_id)
+            rt.services.jobs.transition(tenant, job_id, JobStatus.failed, LIVE, error=f"planning failed: {exc}")
+            rt.services.done(job_id, "plan")
+
+    _held(tenant, job_id, "plan", work)
+
+
+@app.task(name=SHARD_TASK, bind=True)
+def shard(self: Task, tenant: str, job_id: str, index: int) -> None:
+    def work(rt: Resources) -> None:
+        cap = rt.services.settings.max_deliveries
+        for attempt in range(cap + 1):
+            try:
+                run_shard(rt, tenant, job_id, index)
+                return
+            except _HANDLED_ABOVE:
+                raise
+            except Exception as exc:
+                log.exception("shard %s of job %s failed (attempt %s)", index, job_id, attempt + 1)
+                if attempt == cap:
+                    reason = f"shard failed {cap + 1} times: {type(exc).__name__}: {exc}"[:500]
+                    abandon_shard(rt.services, tenant, job_id, index, reason)
+                    return
+                time.sleep(2)
+
+    _held(tenant, job_id, shard_task_id(index), work)
+
+
+@app.task(name=FINALIZE_TASK, bind=True)
 def finalize(self: Task, tenant: str, job_id: str) -> None:
-    rt = runtime()
-    try:
-        finalize_job(rt.services, tenant, job_id)
-    except RuntimeError as exc:  # a shard manifest not visible yet: try again shortly
-        raise self.retry(exc=exc, countdown=3, max_retries=20) from exc
+    _held(tenant, job_id, "finalize", lambda rt: finalize_job(rt.services, tenant, job_id))
 
 
-@app.task(name=TRAIN_STEP_TASK, bind=True, **RETRY)
+@app.task(name=TRAIN_STEP_TASK, bind=True)
 def train(self: Task, tenant: str, job_id: str, step: int) -> None:
-    rt = runtime()
-    try:
-        train_step(rt, tenant, job_id, step)
-    except Retryable:
-        raise
-    except Exception as exc:
-        log.exception("training step %s of job %s failed", step, job_id)
-        if self.request.retries < rt.services.settings.max_deliveries:
-            raise self.retry(exc=exc, countdown=5) from exc
-        rt.services.jobs.transition(tenant, job_id, JobStatus.failed, LIVE, error=f"training failed: {exc}")
+    def work(rt: Resources) -> None:
+        cap = rt.services.settings.max_deliveries
+        for attempt in range(cap + 1):
+            try:
+                train_step(rt, tenant, job_id, step)
+                return
+            except _HANDLED_ABOVE:
+                raise
+            except Exception as exc:
+                log.exception("training step %s of job %s failed (attempt %s)", step, job_id, attempt + 1)
+                if attempt == cap:
+                    error = f"training failed: {type(exc).__name__}: {exc}"[:500]
+                    rt.services.jobs.transition(tenant, job_id, JobStatus.failed, LIVE, error=error)
+                    rt.services.done(job_id, train_task_id(step))
+                    return
+                time.sleep(5)
+
+    _held(tenant, job_id, train_task_id(step), work)

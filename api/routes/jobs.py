@@ -19,6 +19,8 @@ from shared.jobs import TERMINAL, JobStatus
 from shared.jobstore import LIVE, new_job_id
 from shared.kinds import KINDS, JobSpec, producer_of
 from shared.queueing import PLAN_TASK
+from shared.uris import parse_s3_uri, reaches_area
+from shared.work import queue_work
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -30,15 +32,18 @@ def _invalid(field: str, message: str) -> ApiError:
 
 
 def _check_input(state: State, tenant: str, spec: JobSpec) -> None:
+    """The input exists (an upload), and no s3:// URI of the spec reaches the service's own area."""
     uri = spec.input_uri()  # feature visualisation has no input: its items are its targets
-    if uri is None:
-        return
-    if uri.startswith("upload://"):
+    if uri is not None and uri.startswith("upload://"):
         found = next(iter(state.storage.list(keys.uploads_prefix(tenant, uri.removeprefix("upload://")))), None)
         if found is None:
             raise _invalid("input", "upload not found or its bytes were never PUT")
-    elif uri.startswith("s3://") and not state.settings.resolved_storage_url().startswith("s3://"):
-        raise _invalid("input", "s3:// inputs need S3 storage on this server; use upload://")
+    area = state.settings.service_area()
+    for field, value in spec.object_uris():
+        if area is None:
+            raise _invalid(field, "s3:// URIs need S3 storage on this server; use upload://")
+        if reaches_area(parse_s3_uri(value), *area):
+            raise _invalid(field, "may not point into the service's own storage area (use upload://)")
 
 
 def _check_trained_models(state: State, tenant: str, spec: JobSpec) -> None:
@@ -89,10 +94,12 @@ def submit(
                 job_id = old_id  # the first attempt failed before queueing: create it now
     try:
         record = state.jobs.create(tenant, spec.kind, body, spec.name, job_id=job_id)
-        state.queue.send(PLAN_TASK, [tenant, job_id])
+        queue_work(state.coordinator, state.queue.send, job_id, "plan", PLAN_TASK, [tenant, job_id])
     except Retryable:
         with contextlib.suppress(Exception):
-            state.jobs.delete(tenant, job_id)  # not accepted: leave no queued record behind
+            state.jobs.delete(tenant, job_id)  # not accepted: leave no queued record or work behind
+        with contextlib.suppress(Exception):
+            state.coordinator.drop_work(job_id, "plan")
         raise
     metrics.JOBS_SUBMITTED.labels(kind=spec.kind).inc()
     return JobView.of(record)

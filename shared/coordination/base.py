@@ -48,16 +48,55 @@ class Coordinator(ABC):
         """How many times each item was begun (items never begun are absent)."""
 
     @abstractmethod
-    def count_delivery(self, job: str, shard: int) -> int:
-        """Count one more delivery of a shard task; returns the count including this one."""
-
-    @abstractmethod
     def mark_shard_done(self, job: str, shard: int) -> int:
         """Mark a shard finished (idempotent); returns how many shards are finished."""
 
     @abstractmethod
     def progress(self, job: str) -> LiveProgress | None:
         """Live progress, or None if the coordinator knows nothing of the job."""
+
+    # --- outstanding work, so that none is lost (see shared.work) ---------------------------
+
+    @abstractmethod
+    def put_work(self, job: str, task_id: str, entry: dict[str, Any]) -> None:
+        """Set one outstanding task of a job (a JSON-able entry: what to send, its state)."""
+
+    @abstractmethod
+    def drop_work(self, job: str, task_id: str) -> None:
+        """The task has done its part: it is no longer outstanding."""
+
+    @abstractmethod
+    def work(self, job: str) -> dict[str, dict[str, Any]]:
+        """The job's outstanding tasks, by task id."""
+
+    @abstractmethod
+    def jobs_with_work(self) -> list[str]:
+        """Every job that has outstanding tasks."""
+
+    # --- leases: held by a running task, renewed by its heartbeat -----------------------------
+
+    @abstractmethod
+    def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Take the lease if it is free or expired (or already ``owner``'s); True if ``owner`` holds it."""
+
+    @abstractmethod
+    def renew_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Extend the lease if ``owner`` still holds it; False if it was lost (expired and taken)."""
+
+    @abstractmethod
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease up, if ``owner`` holds it."""
+
+    @abstractmethod
+    def lease_holder(self, name: str) -> str | None:
+        """Who holds the lease now (None when free or expired)."""
+
+    @abstractmethod
+    def epoch(self) -> str | None:
+        """A marker set once by the reconciler: None means this coordinator's state was lost (or is new)."""
+
+    @abstractmethod
+    def set_epoch(self, value: str) -> None: ...
 
     @abstractmethod
     def claim(self, name: str, ttl_s: int = 7 * 86400) -> bool:

@@ -25,6 +25,28 @@ redis.call('EXPIRE', KEYS[1], ARGV[1]); redis.call('EXPIRE', KEYS[2], ARGV[1])
 return added
 """
 
+# KEYS: work hash, set of jobs with work. ARGV: task id, job.
+_DROP_WORK = """
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
+return 1
+"""
+
+# KEYS: lease. ARGV: owner, ttl in ms. Take it if free, or extend it if already ours.
+_ACQUIRE = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+# KEYS: lease. ARGV: owner, ttl in ms (0: release). Only the holder may renew or release.
+_RENEW = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '0' then redis.call('DEL', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+"""
+
 # KEYS: status key. ARGV: new status, ttl, allowed previous statuses...
 _CAS = """
 local current = redis.call('GET', KEYS[1])
@@ -38,6 +60,11 @@ return 1
 """
 
 
+_WORK_JOBS = "fovea:work-jobs"
+_LEASE = "fovea:lease:"
+_EPOCH = "fovea:epoch"
+
+
 def _k(job: str, part: str) -> str:
     return f"fovea:job:{job}:{part}"
 
@@ -47,6 +74,9 @@ class RedisCoordinator(Coordinator):
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3)
         self._record = self.client.register_script(_RECORD)
         self._cas = self.client.register_script(_CAS)
+        self._drop_work = self.client.register_script(_DROP_WORK)
+        self._acquire = self.client.register_script(_ACQUIRE)
+        self._renew = self.client.register_script(_RENEW)
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -99,11 +129,6 @@ class RedisCoordinator(Coordinator):
         values = self._call(self.client.hmget, _k(job, "attempts"), indices)
         return {i: int(v) for i, v in zip(indices, values, strict=True) if v is not None}
 
-    def count_delivery(self, job: str, shard: int) -> int:
-        count = self._call(self.client.hincrby, _k(job, "deliveries"), str(shard), 1)
-        self._call(self.client.expire, _k(job, "deliveries"), TTL_S)
-        return int(count)
-
     def mark_shard_done(self, job: str, shard: int) -> int:
         pipe = self.client.pipeline()
         pipe.sadd(_k(job, "shards_done"), shard)
@@ -126,6 +151,43 @@ class RedisCoordinator(Coordinator):
             shards=int(plan[b"shards"]) if b"shards" in plan else None,
             shards_done=int(shards_done),
         )
+
+    def put_work(self, job: str, task_id: str, entry: dict[str, Any]) -> None:
+        pipe = self.client.pipeline()
+        pipe.hset(_k(job, "work"), task_id, json.dumps(entry))
+        pipe.expire(_k(job, "work"), TTL_S)
+        pipe.sadd(_WORK_JOBS, job)
+        self._call(pipe.execute)
+
+    def drop_work(self, job: str, task_id: str) -> None:
+        self._call(self._drop_work, keys=[_k(job, "work"), _WORK_JOBS], args=[task_id, job])
+
+    def work(self, job: str) -> dict[str, dict[str, Any]]:
+        entries = self._call(self.client.hgetall, _k(job, "work"))
+        return {k.decode(): json.loads(v) for k, v in entries.items()}
+
+    def jobs_with_work(self) -> list[str]:
+        return sorted(v.decode() for v in self._call(self.client.smembers, _WORK_JOBS))
+
+    def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        return bool(self._call(self._acquire, keys=[_LEASE + name], args=[owner, max(1, int(ttl_s * 1000))]))
+
+    def renew_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        return bool(self._call(self._renew, keys=[_LEASE + name], args=[owner, max(1, int(ttl_s * 1000))]))
+
+    def release_lease(self, name: str, owner: str) -> None:
+        self._call(self._renew, keys=[_LEASE + name], args=[owner, 0])
+
+    def lease_holder(self, name: str) -> str | None:
+        value = self._call(self.client.get, _LEASE + name)
+        return value.decode() if value is not None else None
+
+    def epoch(self) -> str | None:
+        value = self._call(self.client.get, _EPOCH)
+        return value.decode() if value is not None else None
+
+    def set_epoch(self, value: str) -> None:
+        self._call(self.client.set, _EPOCH, value)
 
     def claim(self, name: str, ttl_s: int = 7 * 86400) -> bool:
         return bool(self._call(self.client.set, f"fovea:claim:{name}", 1, nx=True, ex=ttl_s))

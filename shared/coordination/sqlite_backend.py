@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS status (job TEXT PRIMARY KEY, status TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS plan (job TEXT PRIMARY KEY, total INTEGER, shards INTEGER);
 CREATE TABLE IF NOT EXISTS items (job TEXT, idx INTEGER, ok INTEGER, result TEXT, PRIMARY KEY (job, idx));
 CREATE TABLE IF NOT EXISTS attempts (job TEXT, idx INTEGER, n INTEGER, PRIMARY KEY (job, idx));
-CREATE TABLE IF NOT EXISTS deliveries (job TEXT, shard INTEGER, n INTEGER, PRIMARY KEY (job, shard));
+CREATE TABLE IF NOT EXISTS work (job TEXT, task TEXT, entry TEXT, PRIMARY KEY (job, task));
+CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS shards_done (job TEXT, shard INTEGER, PRIMARY KEY (job, shard));
 CREATE TABLE IF NOT EXISTS memo (name TEXT PRIMARY KEY, value TEXT, expires REAL);
 """
@@ -98,14 +99,6 @@ class SqliteCoordinator(Coordinator):
             out.update(dict(self._db().execute(query, (job, *chunk)).fetchall()))
         return out
 
-    def count_delivery(self, job: str, shard: int) -> int:
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO deliveries VALUES (?, ?, 1) ON CONFLICT (job, shard) DO UPDATE SET n = n + 1",
-                (job, shard),
-            )
-            return int(db.execute("SELECT n FROM deliveries WHERE job=? AND shard=?", (job, shard)).fetchone()[0])
-
     def mark_shard_done(self, job: str, shard: int) -> int:
         with self._tx() as db:
             db.execute("INSERT OR IGNORE INTO shards_done VALUES (?, ?)", (job, shard))
@@ -127,6 +120,53 @@ class SqliteCoordinator(Coordinator):
             shards=plan[1] if plan else None,
             shards_done=int(shards_done),
         )
+
+    def put_work(self, job: str, task_id: str, entry: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO work VALUES (?, ?, ?)", (job, task_id, json.dumps(entry)))
+
+    def drop_work(self, job: str, task_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM work WHERE job=? AND task=?", (job, task_id))
+
+    def work(self, job: str) -> dict[str, dict[str, Any]]:
+        rows = self._db().execute("SELECT task, entry FROM work WHERE job=?", (job,)).fetchall()
+        return {task: json.loads(entry) for task, entry in rows}
+
+    def jobs_with_work(self) -> list[str]:
+        return [row[0] for row in self._db().execute("SELECT DISTINCT job FROM work ORDER BY job")]
+
+    def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT owner, expires FROM leases WHERE name=?", (name,)).fetchone()
+            if row is not None and row[0] != owner and row[1] > now:
+                return False
+            db.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?)", (name, owner, now + ttl_s))
+            return True
+
+    def renew_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        with self._tx() as db:
+            updated = db.execute(
+                "UPDATE leases SET expires=? WHERE name=? AND owner=?", (time.time() + ttl_s, name, owner)
+            ).rowcount
+            return bool(updated)
+
+    def release_lease(self, name: str, owner: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM leases WHERE name=? AND owner=?", (name, owner))
+
+    def lease_holder(self, name: str) -> str | None:
+        row = self._db().execute("SELECT owner, expires FROM leases WHERE name=?", (name,)).fetchone()
+        return str(row[0]) if row is not None and row[1] > time.time() else None
+
+    def epoch(self) -> str | None:
+        row = self._db().execute("SELECT value FROM memo WHERE name='epoch'").fetchone()
+        return str(row[0]) if row else None
+
+    def set_epoch(self, value: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO memo VALUES ('epoch', ?, ?)", (value, float("inf")))
 
     def claim(self, name: str, ttl_s: int = 7 * 86400) -> bool:
         return self.remember(f"claim:{name}", "1", ttl_s) is None

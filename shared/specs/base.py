@@ -12,9 +12,28 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.models import ModelRef
+from shared.uris import parse_s3_uri
 
-_UPLOAD_OR_S3 = r"upload://[A-Za-z0-9_-]+|s3://[a-z0-9][a-z0-9.-]{1,62}/\S*"
-_INPUT = re.compile(rf"^({_UPLOAD_OR_S3}|builtin:shapes(\?n=\d{{1,6}}(&seed=\d{{1,9}})?)?)$")
+_INPUT = re.compile(r"^(upload://[A-Za-z0-9_-]+|s3://\S+|builtin:shapes(\?n=\d{1,6}(&seed=\d{1,9})?)?)$")
+
+
+def check_input_uri(value: str, pattern: re.Pattern[str], usage: str) -> str:
+    """An input URI of the allowed forms; an ``s3://`` one must be in its one canonical spelling."""
+    if not pattern.match(value):
+        raise ValueError(usage)
+    if value.startswith("s3://"):
+        parse_s3_uri(value)  # raises ValueError saying what is wrong with the key
+    return value
+
+
+def _object_uris(value: Any, path: str) -> list[tuple[str, str]]:
+    if isinstance(value, str):
+        return [(path, value)] if value.startswith("s3://") else []
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in _object_uris(item, f"{path}.{key}" if path else key)]
+    if isinstance(value, list):
+        return [found for i, item in enumerate(value) for found in _object_uris(item, f"{path}.{i}")]
+    return []
 
 
 @dataclass(frozen=True)
@@ -47,6 +66,11 @@ class SpecBase(BaseModel):
         """The input this job reads (an upload, an object, a prefix or a built-in set), if any."""
         return None
 
+    def object_uris(self) -> list[tuple[str, str]]:
+        """Every ``s3://`` URI the spec names (inputs, weights), with its field path: each is checked
+        against the service's own storage area where the settings are known (API, worker)."""
+        return _object_uris(self.model_dump(mode="json"), "")
+
     def trained_models(self) -> list[TrainedModelUse]:
         """Models taken from earlier training jobs. By default every ``ModelRef`` field with a ``job``
         needs a classifier; kinds that use other trained models override this."""
@@ -76,11 +100,8 @@ class ArchiveSpec(SpecBase):
     @field_validator("input")
     @classmethod
     def _input_uri(cls, value: str) -> str:
-        if not _INPUT.match(value):
-            raise ValueError(
-                "input must be upload://ID, s3://bucket/key (an archive), s3://bucket/prefix/ or builtin:shapes[?n=N&seed=S]"
-            )
-        return value
+        usage = "input must be upload://ID, s3://bucket/key (an archive), s3://bucket/prefix/ or builtin:shapes[?n=N&seed=S]"
+        return check_input_uri(value, _INPUT, usage)
 
 
 class TargetsSpec(SpecBase):

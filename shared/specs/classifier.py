@@ -8,10 +8,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from shared.models import ARCHITECTURES
-from shared.specs.base import TrainingSpec
+from shared.models import ARCHITECTURES, check_weights
+from shared.specs.base import TrainingSpec, check_input_uri
 
-_TRAIN_INPUT = re.compile(r"^(builtin:(shapes|digits)|upload://[A-Za-z0-9_-]+|s3://[a-z0-9][a-z0-9.-]{1,62}/\S+)$")
+_TRAIN_INPUT = re.compile(r"^(builtin:(shapes|digits)|upload://[A-Za-z0-9_-]+|s3://\S+)$")
 
 
 class ClassifierTrainSpec(TrainingSpec):
@@ -45,9 +45,13 @@ class ClassifierTrainSpec(TrainingSpec):
     @field_validator("input")
     @classmethod
     def _input_uri(cls, value: str) -> str:
-        if not _TRAIN_INPUT.match(value):
-            raise ValueError("input must be builtin:shapes, builtin:digits, upload://ID or s3://bucket/archive")
-        return value
+        usage = "input must be builtin:shapes, builtin:digits, upload://ID, s3://bucket/archive or s3://bucket/prefix/"
+        return check_input_uri(value, _TRAIN_INPUT, usage)
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: str | None) -> str | None:
+        return None if value is None else check_weights(value)
 
     @field_validator("arch")
     @classmethod

@@ -9,15 +9,29 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from shared.errors import NotFound, Retryable
+from shared.errors import NotFound, Retryable, StoreRefused
 from shared.settings import Settings
 from shared.storage.base import ObjectInfo, Storage
 
-_MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
+_MISSING = {"NoSuchKey", "404", "NotFound"}
+_TRANSIENT = {"SlowDown", "RequestTimeout", "RequestTimeTooSkewed", "Throttling", "ThrottlingException", "503", "500"}
 
 
 def _is_missing(exc: ClientError) -> bool:
     return str(exc.response.get("Error", {}).get("Code")) in _MISSING
+
+
+def _failure(exc: Exception, what: str) -> Exception:
+    """What a failed store call means for the caller: unreachable, overloaded or failing servers are
+    ``Retryable`` (the same call may succeed later, and no item is to blame); a request the store refuses
+    (4xx: malformed key, access denied, no such bucket) is ``StoreRefused``, final."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        code = str(error.get("Code"))
+        if 400 <= status < 500 and status not in (408, 429) and code not in _TRANSIENT:
+            return StoreRefused(f"{what}: the store refused it ({code}: {error.get('Message', '')})")
+    return Retryable(f"{what}: the store is unavailable ({type(exc).__name__})")
 
 
 class S3Storage(Storage):
@@ -51,7 +65,7 @@ class S3Storage(Storage):
         try:
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type)
         except (BotoCoreError, ClientError) as exc:
-            raise Retryable(f"store write failed for {key}: {exc}") from exc
+            raise _failure(exc, f"writing {key}") from exc
 
     def put_stream(self, key: str, stream: IO[bytes], content_type: str = "application/octet-stream") -> int:
         counter = _CountingReader(stream)
@@ -59,7 +73,7 @@ class S3Storage(Storage):
             # upload_fileobj streams in bounded multipart chunks: an archive larger than RAM is fine.
             self.client.upload_fileobj(counter, self.bucket, self._key(key), ExtraArgs={"ContentType": content_type})
         except (BotoCoreError, ClientError) as exc:
-            raise Retryable(f"store write failed for {key}: {exc}") from exc
+            raise _failure(exc, f"writing {key}") from exc
         return counter.count
 
     def get_bytes(self, key: str) -> bytes:
@@ -72,9 +86,9 @@ class S3Storage(Storage):
         except ClientError as exc:
             if _is_missing(exc):
                 raise NotFound(key) from exc
-            raise Retryable(f"store read failed for {key}: {exc}") from exc
+            raise _failure(exc, f"reading {key}") from exc
         except BotoCoreError as exc:
-            raise Retryable(f"store read failed for {key}: {exc}") from exc
+            raise _failure(exc, f"reading {key}") from exc
         return response["Body"]  # type: ignore[no-any-return]
 
     def size(self, key: str) -> int | None:
@@ -83,9 +97,9 @@ class S3Storage(Storage):
         except ClientError as exc:
             if _is_missing(exc):
                 return None
-            raise Retryable(f"store read failed for {key}: {exc}") from exc
+            raise _failure(exc, f"reading {key}") from exc
         except BotoCoreError as exc:
-            raise Retryable(f"store read failed for {key}: {exc}") from exc
+            raise _failure(exc, f"reading {key}") from exc
         return int(head["ContentLength"])
 
     def list(self, prefix: str, start_after: str = "", limit: int | None = None) -> Iterator[ObjectInfo]:
@@ -102,17 +116,17 @@ class S3Storage(Storage):
                     count += 1
                     yield ObjectInfo(obj["Key"][len(self.prefix) :], int(obj["Size"]))
         except ClientError as exc:
-            if _is_missing(exc):
+            if _is_missing(exc) or exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
                 return
-            raise Retryable(f"store list failed for {prefix}: {exc}") from exc
+            raise _failure(exc, f"listing {prefix}") from exc
         except BotoCoreError as exc:
-            raise Retryable(f"store list failed for {prefix}: {exc}") from exc
+            raise _failure(exc, f"listing {prefix}") from exc
 
     def delete(self, key: str) -> None:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
         except (BotoCoreError, ClientError) as exc:
-            raise Retryable(f"store delete failed for {key}: {exc}") from exc
+            raise _failure(exc, f"deleting {key}") from exc
 
     def presign_get(self, key: str, expires_s: int) -> str:
         return str(
@@ -132,7 +146,7 @@ class S3Storage(Storage):
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except (BotoCoreError, ClientError, EndpointConnectionError) as exc:
-            raise Retryable(f"object store unavailable: {exc}") from exc
+            raise Retryable(f"object store unavailable ({type(exc).__name__})") from exc
 
     def ensure_bucket(self) -> None:
         try:

@@ -82,9 +82,9 @@ def test_s3_prefix_input(stack: Stack) -> None:
         job = client.post("/v1/jobs", json={**SPEC, "input": f"s3://{source}/set/"}).json()
         final = wait_for_job(client, job["id"])
         assert final["progress"] == {"total": 6, "done": 5, "failed": 1}
-        own = client.post("/v1/jobs", json={**SPEC, "input": f"s3://{stack.bucket}/tenants/bob/"}).json()  # type: ignore[attr-defined]
-        refused = wait_for_job(client, own["id"])
-        assert refused["status"] == "failed" and "own storage area" in refused["error"]
+        own = client.post("/v1/jobs", json={**SPEC, "input": f"s3://{stack.bucket}/tenants/bob/"})  # type: ignore[attr-defined]
+        assert own.status_code == 422 and own.json()["error"]["fields"][0]["field"] == "input"
+        assert "own storage area" in own.json()["error"]["message"]
 
 
 def test_training_chain_over_celery_then_explain_with_it(stack: Stack, tmp_path: Path) -> None:

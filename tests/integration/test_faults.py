@@ -68,18 +68,19 @@ def test_cancel_mid_job_keeps_finished_outputs(tmp_path: Path, redis_server: str
             started = time.monotonic()
             assert client.post(f"/v1/jobs/{job['id']}/cancel").json()["status"] == "canceled"
             assert client.get(f"/v1/jobs/{job['id']}").json()["status"] == "canceled"
-            # Workers notice within a batch: progress stops moving within seconds.
+            # Workers notice between items, even inside a batch: nothing more finishes within a second or two
+            # (shards that wind down count their unprocessed items as canceled: failed, not done).
             time.sleep(2)
             frozen = client.get(f"/v1/jobs/{job['id']}").json()["progress"]
             time.sleep(1.5)
-            assert client.get(f"/v1/jobs/{job['id']}").json()["progress"] == frozen
+            assert client.get(f"/v1/jobs/{job['id']}").json()["progress"]["done"] == frozen["done"]
             wait_until(lambda: client.get(f"/v1/jobs/{job['id']}/results").json()["total"] > 0, 60, "canceled manifest")
             assert time.monotonic() - started < 60
             results = client.get(f"/v1/jobs/{job['id']}/results", params={"limit": 10_000}).json()
         assert results["status"] == "canceled" and results["total"] == 200 + len(BROKEN_KINDS)
         ok = [i for i in results["items"] if i["status"] == "ok"]
         canceled = [i for i in results["items"] if "canceled" in (i["error"] or "")]
-        assert len(ok) >= frozen["done"] > 0 and canceled
+        assert len(ok) == frozen["done"] > 0 and canceled
         assert len({i["name"] for i in results["items"]}) == len(results["items"]) == results["total"]
         for item in ok[:5]:
             assert httpx.get(item["outputs"]["overlay"]).status_code == 200

@@ -87,16 +87,15 @@ def finalize_job(services: Services, tenant: str, job_id: str) -> None:
     html = render_report(storage, record, summary, items, hooks, services.settings.report_gallery_items)
     storage.put_bytes(keys.report(tenant, job_id), html.encode(), "text/html; charset=utf-8")
     progress = Progress(total=total, done=ok, failed=failed)
-    if final == JobStatus.succeeded:
-        if services.jobs.transition(tenant, job_id, final, LIVE, progress=progress) is not None:
-            return
-        final = JobStatus(coordinator.get_status(job_id) or final.value)
-    # Canceled (or canceled while we were writing): keep the status, record the final counts.
-    record = services.jobs.load(tenant, job_id)
-    record.progress = progress
-    record.status = final
-    record.finished_at = record.finished_at or finished
-    services.jobs.save(record)
+    if final != JobStatus.succeeded or services.jobs.transition(tenant, job_id, final, LIVE, progress=progress) is None:
+        # Canceled (or canceled while we were writing): keep the status, record the final counts.
+        record = services.jobs.load(tenant, job_id)
+        record.progress = progress
+        record.status = JobStatus(coordinator.get_status(job_id) or final.value)
+        record.finished_at = record.finished_at or finished
+        services.jobs.save(record)
+    services.jobs.retire(job_id)
+    services.done(job_id, "finalize")
 
 
 def _reason_class(error: str | None) -> str:

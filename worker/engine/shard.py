@@ -5,29 +5,31 @@ after every batch and skipped on a rerun; outputs live under deterministic keys,
 overwrites; a finished shard (its manifest exists) is skipped. An item that was being processed
 when the worker process died is retried alone, and after ``max_deliveries`` deaths it is
 quarantined as a failed item instead of killing workers forever.
+
+Only an item's own content fails it. A store or coordinator outage (``Retryable``) leaves the batch's
+items unrecorded and propagates: the shard runs again and redoes them. A cancel is noticed between
+items, even inside a batch (the context checks before each write).
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import tarfile
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from shared import keys
-from shared.errors import FoveaError, ItemError, NotFound
-from shared.jobs import JobStatus
+from shared.errors import FoveaError, ItemError, Retryable, StoreRefused
+from shared.jobs import JobStatus, Progress
 from shared.kinds import parse_spec
 from shared.queueing import FINALIZE_TASK
-from shared.storage import open_storage
+from shared.work import shard_task_id
 from worker.engine.plan import load_shard_entries
-from worker.inputs.decode import decode_image
+from worker.engine.shard_items import NO_IMAGE, decoded_items
 from worker.kinds import map_plugin
 from worker.pipelines.base import Item, MapPipeline, Outcome
-from worker.runtime.context import JobContext
+from worker.runtime.context import CancelCheck, JobCanceled, JobContext
 from worker.runtime.prefetch import prefetch
 from worker.runtime.resources import Resources
 from worker.runtime.services import Services
@@ -35,7 +37,6 @@ from worker.runtime.services import Services
 log = logging.getLogger(__name__)
 
 CANCELED_REASON = "job canceled before this item was processed"
-_NO_IMAGE = np.zeros((0, 0, 3), dtype=np.uint8)
 
 
 def failed(index: int, name: str, reason: str) -> dict[str, Any]:
@@ -69,7 +70,8 @@ def run_shard(rt: Resources, tenant: str, job_id: str, shard: int) -> None:
 
     record = services.jobs.load(tenant, job_id)
     spec = parse_spec(record.spec)
-    ctx = JobContext(storage, rt.models, tenant, job_id, rt.device)
+    canceled = CancelCheck(lambda: coordinator.get_status(job_id) == JobStatus.canceled.value)
+    ctx = JobContext(storage, rt.models, tenant, job_id, rt.device, canceled)
     pipeline = map_plugin(spec.kind).pipeline(spec, ctx)
     batch: list[Item] = []
 
@@ -80,29 +82,32 @@ def run_shard(rt: Resources, tenant: str, job_id: str, shard: int) -> None:
             results.update(outcome)
             batch.clear()
 
-    decoded = _decoded(services, tenant, job_id, shard, shard_entry, set(todo), is_targets)
-    for index, image in prefetch(decoded, depth=pipeline.batch_size):
-        if coordinator.get_status(job_id) == JobStatus.canceled.value:
-            break
-        if isinstance(image, ItemError):
-            one = {index: failed(index, names[index], str(image))}
-            coordinator.record_items(job_id, one)
-            results.update(one)
-            continue
-        if is_targets:
-            item = Item(index, names[index], _NO_IMAGE, params=extras[index])
-        else:
-            item = Item(index, names[index], image, extras.get(index))
-        if index in suspects:
-            flush()
+    decoded = decoded_items(services, tenant, job_id, shard, shard_entry, set(todo), is_targets)
+    try:
+        for index, image in prefetch(decoded, depth=pipeline.batch_size):
+            if canceled.now():
+                break
+            if isinstance(image, ItemError):
+                one = {index: failed(index, names[index], str(image))}
+                coordinator.record_items(job_id, one)
+                results.update(one)
+                continue
+            if is_targets:
+                item = Item(index, names[index], NO_IMAGE, params=extras[index])
+            else:
+                item = Item(index, names[index], image, extras.get(index))
+            if index in suspects:
+                flush()
+                batch.append(item)
+                flush()
+                continue
             batch.append(item)
+            if len(batch) >= pipeline.batch_size:
+                flush()
+        if not canceled.now():
             flush()
-            continue
-        batch.append(item)
-        if len(batch) >= pipeline.batch_size:
-            flush()
-    if coordinator.get_status(job_id) != JobStatus.canceled.value:
-        flush()
+    except JobCanceled:
+        pass  # the batch in flight stops at its next write; its items are recorded as canceled below
     for index in names:
         results.setdefault(index, failed(index, names[index], CANCELED_REASON))
     _finish(services, tenant, job_id, shard, results)
@@ -134,6 +139,8 @@ def _run_batch(
             services.storage.put_bytes(keys.batch_sums(tenant, job_id, batch[0].index), buffer.getvalue())
         _store_arrays(services, tenant, job_id, batch, outcomes)
         return {item.index: _ok(item, outcome) for item, outcome in zip(batch, outcomes, strict=True)}
+    except (Retryable, StoreRefused, JobCanceled):
+        raise  # an outage, a refusal of the store or a cancel is never an item's fault
     except Exception as exc:
         if len(batch) == 1:
             log.warning("item %s failed: %s", batch[0].name, exc)
@@ -172,57 +179,6 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
-def _decoded(
-    services: Services,
-    tenant: str,
-    job_id: str,
-    shard: int,
-    entry: dict[str, Any],
-    wanted: set[int],
-    is_targets: bool,
-) -> Iterator[tuple[int, np.ndarray | ItemError]]:
-    """Each wanted item's decoded image, or the ItemError that says why it has none."""
-    settings = services.settings
-    for index, data in _read(services, tenant, job_id, shard, entry, wanted):
-        if is_targets:
-            yield index, _NO_IMAGE
-            continue
-        try:
-            if isinstance(data, Exception):
-                raise data
-            yield index, decode_image(data, max_pixels=settings.max_image_pixels, max_bytes=settings.max_item_bytes)
-        except ItemError as exc:
-            yield index, exc
-
-
-def _read(
-    services: Services, tenant: str, job_id: str, shard: int, entry: dict[str, Any], wanted: set[int]
-) -> Iterator[tuple[int, bytes | Exception]]:
-    if not wanted:
-        return
-    if entry["source"] == "targets":
-        yield from ((int(row[0]), b"") for row in entry["items"] if int(row[0]) in wanted)
-        return
-    if entry["source"] == "keys":
-        source = open_storage(services.settings, bucket=entry["bucket"])  # one client for the whole shard
-        for index, _name, key, *_truth in entry["items"]:
-            if index in wanted:
-                try:
-                    yield int(index), source.get_bytes(key)
-                except NotFound:
-                    yield int(index), ItemError("object disappeared from the store before it was read")
-        return
-    with (
-        services.storage.open(keys.shard_input(tenant, job_id, shard)) as stream,
-        tarfile.open(fileobj=stream, mode="r|") as tar,
-    ):
-        for info in tar:
-            index = int(info.name)
-            if index in wanted:
-                handle = tar.extractfile(info)
-                yield index, handle.read() if handle else b""
-
-
 def _finish(services: Services, tenant: str, job_id: str, shard: int, results: dict[int, dict[str, Any]]) -> None:
     items = [results[i] for i in sorted(results)]
     services.storage.put_json(keys.shard_manifest(tenant, job_id, shard), {"shard": shard, "items": items})
@@ -230,10 +186,17 @@ def _finish(services: Services, tenant: str, job_id: str, shard: int, results: d
 
 
 def _complete(services: Services, tenant: str, job_id: str, shard: int) -> None:
-    done = services.coordinator.mark_shard_done(job_id, shard)
-    progress = services.coordinator.progress(job_id)
+    """The shard's manifest is stored: count it, keep the job's durable progress current (what readers see
+    if the coordinator is down), and when it was the last, submit the finaliser before dropping the shard."""
+    coordinator = services.coordinator
+    done = coordinator.mark_shard_done(job_id, shard)
+    progress = coordinator.progress(job_id)
     shards = progress.shards if progress is not None else None
     if shards is None:  # the coordinator lost the plan (e.g. a Redis without AOF restarted): ask the store
         shards = int(services.storage.get_json(keys.plan(tenant, job_id))["shards"])
+    if progress is not None:
+        live = Progress(total=progress.total, done=progress.done, failed=progress.failed)
+        services.jobs.save_progress(tenant, job_id, live)
     if done >= shards:
-        services.enqueue(FINALIZE_TASK, (tenant, job_id))
+        services.submit(job_id, "finalize", FINALIZE_TASK, (tenant, job_id))
+    services.done(job_id, shard_task_id(shard))

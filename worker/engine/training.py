@@ -13,12 +13,13 @@ from typing import Any
 import safetensors.torch
 
 from shared import keys
-from shared.errors import InvalidInput
+from shared.errors import InvalidInput, StoreRefused
 from shared.jobs import JobRecord, JobStatus, Progress
 from shared.jobstore import LIVE
 from shared.kinds import kind_of, parse_spec
 from shared.queueing import TRAIN_STEP_TASK
 from shared.specs.base import TrainingSpec
+from shared.work import train_task_id
 from worker.kinds import training_plugin
 from worker.pipelines.training_base import TrainingPipeline
 from worker.report.training import render_training_report
@@ -32,10 +33,12 @@ def train_step(rt: Resources, tenant: str, job_id: str, step: int) -> None:
     storage, coordinator = services.storage, services.coordinator
     record = services.jobs.get(tenant, job_id)
     if record.status not in (JobStatus.queued, JobStatus.running):
-        return  # canceled or already finished: the chain stops here
+        _stop(services, job_id, step)  # canceled or already finished: the chain stops here
+        return
     latest = _latest(services, tenant, job_id)
     if latest is not None and latest["step"] > step and not latest["done"]:
         _continue(services, tenant, job_id, latest["step"])  # redelivered after it finished: pass it on
+        services.done(job_id, train_task_id(step))
         return
     entry = kind_of(record.kind)
     spec = parse_spec(record.spec)
@@ -46,8 +49,9 @@ def train_step(rt: Resources, tenant: str, job_id: str, step: int) -> None:
     try:
         pipeline.load_data()
         pipeline.build(resuming=latest is not None)
-    except InvalidInput as exc:
+    except (InvalidInput, StoreRefused) as exc:
         services.jobs.transition(tenant, job_id, JobStatus.failed, LIVE, error=str(exc))
+        _stop(services, job_id, step)
         return
     if latest is not None:
         tensors, metadata = _read_checkpoint(storage.get_bytes(latest["key"]))
@@ -67,10 +71,18 @@ def train_step(rt: Resources, tenant: str, job_id: str, step: int) -> None:
     if pipeline.done:
         _finish(services, record, pipeline, ctx)
         services.jobs.transition(tenant, job_id, JobStatus.succeeded, LIVE, progress=record.progress)
+        _stop(services, job_id, step)
     elif coordinator.get_status(job_id) == JobStatus.canceled.value:
-        return  # canceled mid-step: the checkpoint is kept, nothing more runs
+        _stop(services, job_id, step)  # canceled mid-step: the checkpoint is kept, nothing more runs
     else:
         _continue(services, tenant, job_id, step + 1)
+        services.done(job_id, train_task_id(step))
+
+
+def _stop(services: Services, job_id: str, step: int) -> None:
+    """Nothing more will run for this job: no outstanding step, out of the live index."""
+    services.jobs.retire(job_id)
+    services.done(job_id, train_task_id(step))
 
 
 def _finish(services: Services, record: JobRecord, pipeline: TrainingPipeline, ctx: TrainingJobContext) -> None:
@@ -95,8 +107,9 @@ def _finish(services: Services, record: JobRecord, pipeline: TrainingPipeline, c
 
 
 def _continue(services: Services, tenant: str, job_id: str, next_step: int) -> None:
+    """Submit the next step once (a redelivered step finds it claimed); it replaces this step's work."""
     if services.coordinator.claim(f"train:{job_id}:{next_step}"):
-        services.enqueue(TRAIN_STEP_TASK, (tenant, job_id, next_step))
+        services.submit(job_id, train_task_id(next_step), TRAIN_STEP_TASK, (tenant, job_id, next_step))
 
 
 def _latest(services: Services, tenant: str, job_id: str) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@ job's (its input, starting weights, files and model). Keys come from ``shared.ke
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,17 +33,46 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+class JobCanceled(Exception):
+    """Raised by a context's write once the job is canceled: the batch in flight stops there."""
+
+
+class CancelCheck:
+    """Whether the job was canceled, asked of the coordinator at most every ``interval_s`` seconds (a
+    write per output would otherwise cost a coordinator round trip each)."""
+
+    def __init__(self, ask: Callable[[], bool], interval_s: float = 0.5) -> None:
+        self._ask, self._interval = ask, interval_s
+        self._last, self._canceled = -1e9, False
+
+    def now(self) -> bool:
+        if not self._canceled and time.monotonic() - self._last >= self._interval:
+            self._canceled, self._last = self._ask(), time.monotonic()
+        return self._canceled
+
+
 class JobContext:
     """What a map pipeline writes through: one job's output keys, its device and the model cache."""
 
-    def __init__(self, storage: Storage, models: ModelCache, tenant: str, job_id: str, device: torch.device) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        models: ModelCache,
+        tenant: str,
+        job_id: str,
+        device: torch.device,
+        canceled: CancelCheck | None = None,
+    ) -> None:
         self.storage = storage
         self.models = models
         self.tenant = tenant
         self.job_id = job_id
         self.device = device
+        self._canceled = canceled
 
     def write(self, item: Item, output: str, data: bytes, content_type: str) -> str:
+        if self._canceled is not None and self._canceled.now():
+            raise JobCanceled(self.job_id)
         key = keys.item_output(self.tenant, self.job_id, item.index, output)
         self.storage.put_bytes(key, data, content_type)
         return key

@@ -23,6 +23,7 @@ from shared.storage import Storage, open_storage
 from worker.kinds import training_plugin
 from worker.nets import zoo
 from worker.pipelines.base import TrainedModel
+from worker.runtime.sources import checked_location
 
 
 @dataclass
@@ -124,9 +125,9 @@ class ModelCache:
                 raise InvalidInput(f"upload {upload_id} not found")
             return safetensors.torch.load(self._storage.get_bytes(found.key))
         if weights.startswith("s3://"):
-            bucket, _, key = weights.removeprefix("s3://").partition("/")
+            location = checked_location(weights, self._settings)
             try:
-                data = open_storage(self._settings, bucket=bucket).get_bytes(key)
+                data = open_storage(self._settings, bucket=location.bucket).get_bytes(location.key)
             except NotFound as exc:
                 raise InvalidInput(f"weights not found: {weights}") from exc
             return safetensors.torch.load(data)

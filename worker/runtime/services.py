@@ -10,6 +10,7 @@ from shared.coordination import Coordinator, open_coordinator
 from shared.jobstore import JobStore
 from shared.settings import Settings
 from shared.storage import Storage, open_storage
+from shared.work import queue_work
 
 Enqueue = Callable[[str, tuple[Any, ...]], None]
 """Send a task by name (``shared.queueing``) with its arguments: Celery on a worker, a local queue in
@@ -26,6 +27,16 @@ class Services:
     @property
     def jobs(self) -> JobStore:
         return JobStore(self.storage, self.coordinator)
+
+    def submit(self, job: str, task_id: str, task: str, args: tuple[Any, ...], deaths: int = 0) -> None:
+        """Record the task as the job's outstanding work, then send it (``shared.work``)."""
+        queue_work(
+            self.coordinator, lambda name, a: self.enqueue(name, tuple(a)), job, task_id, task, list(args), deaths
+        )
+
+    def done(self, job: str, task_id: str) -> None:
+        """The task has done its part (its successor, if any, was submitted first)."""
+        self.coordinator.drop_work(job, task_id)
 
     @classmethod
     def from_settings(cls, settings: Settings, enqueue: Enqueue) -> Services:

@@ -12,6 +12,7 @@ from shared.errors import InvalidInput, NotFound
 from shared.settings import Settings
 from shared.storage import Storage, open_storage
 from shared.storage.base import ObjectInfo
+from shared.uris import S3Location, parse_s3_uri, reaches_area
 from worker.inputs.archive import Member, iter_members, unsafe_reason
 
 
@@ -59,15 +60,29 @@ def resolve_input(
         return ArchiveSource(found.key.rsplit("/", 1)[-1], storage.open(found.key))
     if not uri.startswith("s3://"):
         raise InvalidInput(f"unsupported input {uri!r}")
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    _refuse_service_area(settings, bucket, key)
-    source = open_storage(settings, bucket=bucket)
-    if key == "" or key.endswith("/"):
-        return PrefixSource(bucket, key, source.list(key))
+    location = checked_location(uri, settings)
+    source = open_storage(settings, bucket=location.bucket)
+    if location.is_prefix:
+        return PrefixSource(location.bucket, location.key, source.list(location.key))
     try:
-        return ArchiveSource(key.rsplit("/", 1)[-1], source.open(key))
+        return ArchiveSource(location.key.rsplit("/", 1)[-1], source.open(location.key))
     except NotFound as exc:
         raise InvalidInput(f"input not found: {uri}") from exc
+
+
+def checked_location(uri: str, settings: Settings) -> S3Location:
+    """An ``s3://`` URI in its canonical spelling, outside the service's own area (checked again here, where
+    the worker reads, whatever the API let through)."""
+    try:
+        location = parse_s3_uri(uri)
+    except ValueError as exc:
+        raise InvalidInput(f"{uri}: {exc}") from exc
+    area = settings.service_area()
+    if area is None:
+        raise InvalidInput("s3:// inputs need S3 storage (FOVEA_STORAGE_URL=s3://...); use upload:// here")
+    if reaches_area(location, *area):
+        raise InvalidInput("s3 inputs may not point into the service's own storage area; use upload://")
+    return location
 
 
 def read_members(uri: str, tenant: str, settings: Settings, storage: Storage) -> Iterator[Member]:
@@ -98,15 +113,3 @@ def read_members(uri: str, tenant: str, settings: Settings, storage: Storage) ->
             yield Member(name, data=reader.get_bytes(info.key))
         except NotFound:
             yield Member(name, error="object disappeared from the store before it was read")
-
-
-def _refuse_service_area(settings: Settings, bucket: str, key: str) -> None:
-    """Tenants read other tenants' data only through the API: the service's own area is off limits."""
-    url = settings.resolved_storage_url()
-    if not url.startswith("s3://"):
-        raise InvalidInput("s3:// inputs need S3 storage (FOVEA_STORAGE_URL=s3://...); use upload:// here")
-    own_bucket, _, own_prefix = url.removeprefix("s3://").partition("/")
-    own_prefix = own_prefix.strip("/") + "/" if own_prefix.strip("/") else ""
-    area = own_prefix + keys.TENANTS
-    if bucket == own_bucket and (key.startswith(area) or area.startswith(key)):
-        raise InvalidInput("s3 inputs may not point into the service's own storage area; use upload://")

@@ -41,14 +41,41 @@ def test_status_compare_and_set(coordinator: Coordinator) -> None:
     assert coordinator.get_status("j") == "canceled"
 
 
-def test_shards_deliveries_attempts_claims(coordinator: Coordinator) -> None:
+def test_shards_attempts_claims(coordinator: Coordinator) -> None:
     assert coordinator.mark_shard_done("j", 0) == 1
     assert coordinator.mark_shard_done("j", 0) == 1
     assert coordinator.mark_shard_done("j", 1) == 2
-    assert [coordinator.count_delivery("j", 4) for _ in range(3)] == [1, 2, 3]
     coordinator.begin_attempt("j", [7, 8])
     coordinator.begin_attempt("j", [8])
     assert coordinator.attempts("j", [7, 8, 9]) == {7: 1, 8: 2}
     assert coordinator.claim("x") and not coordinator.claim("x")
     assert coordinator.remember("k", "v1") is None
     assert coordinator.remember("k", "v2") == "v1"
+
+
+def test_outstanding_work_leases_and_epoch(coordinator: Coordinator) -> None:
+    import time
+
+    coordinator.put_work("j1", "plan", {"task": "fovea.plan", "args": ["t", "j1"]})
+    coordinator.put_work("j1", "shard:0", {"task": "fovea.shard", "args": ["t", "j1", 0]})
+    coordinator.put_work("j2", "plan", {"task": "fovea.plan", "args": ["t", "j2"]})
+    assert coordinator.jobs_with_work() == ["j1", "j2"]
+    assert set(coordinator.work("j1")) == {"plan", "shard:0"}
+    coordinator.drop_work("j1", "plan")
+    coordinator.drop_work("j1", "shard:0")
+    coordinator.drop_work("j1", "shard:0")  # idempotent
+    assert coordinator.jobs_with_work() == ["j2"] and coordinator.work("j1") == {}
+    # A lease: one holder at a time, renewable and releasable only by it, free again once it expires.
+    assert coordinator.acquire_lease("L", "a", 0.3) and not coordinator.acquire_lease("L", "b", 0.3)
+    assert coordinator.acquire_lease("L", "a", 0.3)  # the holder may take it again (extends it)
+    assert coordinator.lease_holder("L") == "a"
+    assert not coordinator.renew_lease("L", "b", 5) and coordinator.renew_lease("L", "a", 0.3)
+    coordinator.release_lease("L", "b")
+    assert coordinator.lease_holder("L") == "a"
+    time.sleep(0.4)
+    assert coordinator.lease_holder("L") is None and coordinator.acquire_lease("L", "b", 5)
+    coordinator.release_lease("L", "b")
+    assert coordinator.lease_holder("L") is None
+    assert coordinator.epoch() is None
+    coordinator.set_epoch("e1")
+    assert coordinator.epoch() == "e1"

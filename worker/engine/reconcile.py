@@ -1,0 +1,174 @@
+"""The reconciler: finds work that nobody is doing and sends it again, so no job is left running with
+nothing working on it, whatever died or restarted.
+
+One runs per deployment: every worker's main process competes for the ``reconciler`` lease every few
+seconds and the holder reconciles (a leader among the workers, rather than a Celery beat process: nothing
+more to deploy or watch, the embedded default gets it for free, and if the leader dies another worker
+takes over within a lease). Each tick:
+
+1. The coordinator's epoch is gone (Redis restarted without its data): every live job (the store's live
+   index) is restored from its durable record, plan, shard manifests and checkpoints, and its outstanding
+   work sent again.
+2. The broker's sentinel is gone (its messages were lost): all outstanding work is sent again.
+3. Work marked running whose lease expired: its worker died; it is sent again, and after too many deaths
+   the shard is abandoned (its unfinished items fail with the reason) or the job fails, never hangs.
+4. Work queued for a while while the broker's queue is empty: its message was lost; it is sent again.
+5. Now and then, every live job is audited: one with no outstanding work is restored like in 1.
+
+Sending twice is harmless: items are recorded once, outputs have deterministic keys, a finished shard
+is skipped, training resumes from its newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Protocol
+
+from shared import keys
+from shared.errors import NotFound, Retryable
+from shared.jobs import TERMINAL, JobStatus
+from shared.jobstore import LIVE
+from shared.kinds import Shape, kind_of
+from shared.queueing import FINALIZE_TASK, PLAN_TASK, SHARD_TASK, TRAIN_STEP_TASK
+from shared.work import WorkEntry, lease_name, shard_task_id, train_task_id
+from worker.engine.shard import abandon_shard
+from worker.engine.tasking import new_owner
+from worker.runtime.services import Services
+
+log = logging.getLogger(__name__)
+
+LEADER = "reconciler"
+AUDIT_EVERY = 6  # ticks
+
+
+class Broker(Protocol):
+    def queued(self) -> int: ...
+
+    def has_state(self) -> bool: ...
+
+    def mark_state(self) -> None: ...
+
+
+def reconcile(services: Services, broker: Broker, audit: bool = False) -> list[str]:
+    """One pass; returns what it did, one line each (for the log and for tests)."""
+    coordinator = services.coordinator
+    if coordinator.epoch() is None:
+        done = [line for tenant, job in services.jobs.live() for line in restore_job(services, tenant, job)]
+        coordinator.set_epoch(str(time.time()))
+        broker.mark_state()
+        return ["coordinator state restored from the store", *done]
+    if not broker.has_state():
+        done = [
+            _resend(services, job, task_id) for job in coordinator.jobs_with_work() for task_id in coordinator.work(job)
+        ]
+        broker.mark_state()
+        return ["broker state lost: outstanding work sent again", *done]
+    queue_empty = broker.queued() == 0
+    actions: list[str] = []
+    now = time.time()
+    for job in coordinator.jobs_with_work():
+        for task_id, raw in coordinator.work(job).items():
+            entry = WorkEntry.of(raw)
+            if coordinator.lease_holder(lease_name(job, task_id)) is not None:
+                continue
+            if entry.state == "running":
+                actions.append(_died(services, job, task_id, entry))
+            elif queue_empty and now - entry.since > services.settings.stale_queue_s:
+                actions.append(_resend(services, job, task_id))
+    if audit:
+        for tenant, job in services.jobs.live():
+            if not coordinator.work(job):
+                actions += restore_job(services, tenant, job)
+    return actions
+
+
+def _resend(services: Services, job: str, task_id: str, deaths: int | None = None) -> str:
+    found = services.coordinator.work(job).get(task_id)
+    if found is None:
+        return f"{job} {task_id}: done meanwhile"
+    entry = WorkEntry.of(found)
+    services.submit(job, task_id, entry.task, tuple(entry.args), deaths=entry.deaths if deaths is None else deaths)
+    return f"{job} {task_id}: sent again"
+
+
+def _died(services: Services, job: str, task_id: str, entry: WorkEntry) -> str:
+    deaths = entry.deaths + 1
+    limit = 2 * services.settings.max_deliveries
+    if deaths <= limit:
+        return _resend(services, job, task_id, deaths) + f" (its worker died; {deaths} of {limit})"
+    reason = f"the worker running it died {deaths} times"
+    tenant = str(entry.args[0])
+    if entry.task == SHARD_TASK:
+        abandon_shard(services, tenant, job, int(entry.args[2]), f"shard abandoned: {reason}")
+        return f"{job} {task_id}: abandoned ({reason})"
+    services.jobs.transition(tenant, job, JobStatus.failed, LIVE, error=f"{task_id} failed: {reason}")
+    services.done(job, task_id)
+    return f"{job} {task_id}: job failed ({reason})"
+
+
+def restore_job(services: Services, tenant: str, job: str) -> list[str]:
+    """Put a live job's state back in the coordinator from the store, and submit whatever work it still
+    needs (idempotent: what is done is not redone)."""
+    coordinator, storage = services.coordinator, services.storage
+    try:
+        record = services.jobs.load(tenant, job)
+    except NotFound:
+        services.jobs.retire(job)
+        return [f"{job}: no record; retired"]
+    status = coordinator.get_status(job)
+    if status is None:
+        coordinator.set_status(job, record.status.value)
+        status = record.status.value
+    if JobStatus(status) in TERMINAL and JobStatus(status) is not JobStatus.canceled:
+        services.jobs.retire(job)
+        return [f"{job}: already {status}; retired"]
+    if kind_of(record.kind).shape is Shape.TRAIN:
+        if status == JobStatus.canceled.value:
+            services.jobs.retire(job)
+            return [f"{job}: canceled; retired"]
+        latest = keys.checkpoint_latest(tenant, job)
+        step = int(storage.get_json(latest)["step"]) if storage.exists(latest) else 0
+        services.submit(job, train_task_id(step), TRAIN_STEP_TASK, (tenant, job, step))
+        return [f"{job}: training resumes at step {step}"]
+    if storage.exists(keys.manifest(tenant, job)):
+        services.jobs.retire(job)
+        return [f"{job}: finalised already; retired"]
+    try:
+        plan = storage.get_json(keys.plan(tenant, job))
+    except NotFound:
+        services.submit(job, "plan", PLAN_TASK, (tenant, job))
+        return [f"{job}: planned again"]
+    coordinator.set_plan(job, int(plan["total"]), int(plan["shards"]))
+    coordinator.record_items(job, {int(e["index"]): e for e in plan["errors"]})
+    missing = []
+    for shard in range(int(plan["shards"])):
+        try:
+            manifest = storage.get_json(keys.shard_manifest(tenant, job, shard))
+        except NotFound:
+            missing.append(shard)
+            continue
+        coordinator.record_items(job, {int(item["index"]): item for item in manifest["items"]})
+        coordinator.mark_shard_done(job, shard)
+    for shard in missing:
+        services.submit(job, shard_task_id(shard), SHARD_TASK, (tenant, job, shard))
+    if not missing:
+        services.submit(job, "finalize", FINALIZE_TASK, (tenant, job))
+    return [f"{job}: {len(missing)} of {plan['shards']} shards sent again"]
+
+
+def run_reconciler(services: Services, broker: Broker, stop: threading.Event) -> None:
+    """The loop a worker's main process runs: reconcile whenever it holds the leader lease."""
+    owner, tick = new_owner(), 0
+    interval, ttl = services.settings.reconcile_interval_s, services.settings.lease_ttl_s
+    while not stop.wait(0 if tick == 0 else interval):
+        tick += 1
+        try:
+            if services.coordinator.acquire_lease(LEADER, owner, max(ttl, 3 * interval)):
+                for line in reconcile(services, broker, audit=tick % AUDIT_EVERY == 1):
+                    log.warning("reconciler: %s", line)
+        except Retryable as exc:
+            log.info("reconciler waits for an outage: %s", exc)
+        except Exception:
+            log.exception("reconciler pass failed")

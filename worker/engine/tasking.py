@@ -1,0 +1,129 @@
+"""How a worker runs one task of a job so that no outage or death can lose it.
+
+- It takes the task's lease (a live holder elsewhere means the task is being done: nothing to do) and marks
+  the task's work running; a heartbeat renews the lease while the task runs. A worker that dies stops
+  renewing: the lease expires and the reconciler sends the work again.
+- A task whose work is no longer on record was done already (its successor is on record): it is skipped.
+- Outages (``Retryable``: the store or the coordinator unreachable) are waited out in the task, with a
+  capped backoff, for as long as the task's time limit allows; then the task hands its work back to the
+  queue instead of failing. No retry count can drop work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+from shared.errors import Retryable
+from shared.work import WorkEntry, lease_name, mark_running
+from worker.runtime.services import Services
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    """Renews a lease every third of its time to live, on a thread, until stopped."""
+
+    def __init__(self, services: Services, lease: str, owner: str, ttl_s: float) -> None:
+        self.services, self.lease, self.owner, self.ttl_s = services, lease, owner, ttl_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="fovea-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.ttl_s / 3):
+            try:
+                if not self.services.coordinator.renew_lease(self.lease, self.owner, self.ttl_s):
+                    log.warning(
+                        "lease %s was lost; the work may run twice (harmless: items are recorded once)", self.lease
+                    )
+                    self.services.coordinator.acquire_lease(self.lease, self.owner, self.ttl_s)
+            except Retryable:
+                continue  # the coordinator is away; the task itself waits it out
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def new_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def run_held(services: Services, job: str, task_id: str, work: Callable[[], None], deadline: float) -> None:
+    """Run ``work`` as the task ``task_id`` of ``job`` (see the module docstring). ``deadline`` is a
+    ``time.monotonic()`` value by which the task must have returned (its time limit, less a margin)."""
+    settings, coordinator = services.settings, services.coordinator
+    owner, lease = new_owner(), lease_name(job, task_id)
+    backoff = _Backoff(settings.retry_backoff_max_s)
+    while True:  # take the lease, waiting out a coordinator outage
+        try:
+            if not coordinator.acquire_lease(lease, owner, settings.lease_ttl_s):
+                log.info("%s of %s is held by a live worker: nothing to do", task_id, job)
+                return
+            if mark_running(coordinator, job, task_id) is None:
+                _release(services, lease, owner)
+                return  # done already
+            break
+        except Retryable as exc:
+            if not backoff.wait(deadline, f"{task_id} of {job}", exc):
+                return  # still on record as queued: the reconciler sends it again
+    try:
+        with Heartbeat(services, lease, owner, settings.lease_ttl_s):
+            while True:  # the lease is held throughout, so nobody counts this task as dead meanwhile
+                try:
+                    work()
+                    return
+                except Retryable as exc:
+                    if not backoff.wait(deadline, f"{task_id} of {job}", exc):
+                        _hand_back(services, job, task_id)
+                        return
+    finally:
+        _release(services, lease, owner)
+
+
+class _Backoff:
+    def __init__(self, longest_s: float) -> None:
+        self.next_s, self.longest_s = 1.0, longest_s
+
+    def wait(self, deadline: float, what: str, exc: Exception) -> bool:
+        """Sleep before the next try; False when the deadline does not leave time for it."""
+        if time.monotonic() + self.next_s > deadline:
+            return False
+        log.warning("%s waits %.0f s for an outage: %s", what, self.next_s, exc)
+        time.sleep(self.next_s)
+        self.next_s = min(self.next_s * 2, self.longest_s)
+        return True
+
+
+def hand_back(services: Services, job: str, task_id: str) -> None:
+    """Send the task's work again (to the back of the queue): it could not finish within this delivery."""
+    _hand_back(services, job, task_id)
+
+
+def _hand_back(services: Services, job: str, task_id: str) -> None:
+    try:
+        found = services.coordinator.work(job).get(task_id)
+        if found is None:
+            return
+        current = WorkEntry.of(found)
+        services.submit(job, task_id, current.task, tuple(current.args), deaths=current.deaths)
+        log.info("%s of %s handed back to the queue", task_id, job)
+    except Retryable:
+        # Even the coordinator is away: the work stays on record as running, its lease expires, and the
+        # reconciler sends it again once the coordinator is back.
+        log.warning("%s of %s could not be handed back; the reconciler will resend it", task_id, job)
+
+
+def _release(services: Services, lease: str, owner: str) -> None:
+    with contextlib.suppress(Retryable):  # unreachable: it expires on its own
+        services.coordinator.release_lease(lease, owner)
