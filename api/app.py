@@ -6,12 +6,15 @@ import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
+from fastapi.routing import APIRoute
 
 from api import metrics
 from api.errors import install_error_handlers
+from api.limits import BodyLimit
 from api.routes import files, health, jobs, uploads
 from api.state import AppState
 from shared.settings import Settings, get_settings
+from shared.storage.local import UPLOAD_ROUTE
 
 DESCRIPTION = """
 Fovea runs interpretability and visual-attention pipelines over image archives.
@@ -34,6 +37,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (jobs, uploads, files, health):
         app.include_router(module.router)
+    # For the Allow header of a 405: every method each path answers, across routes.
+    app.state.route_methods = [
+        (route.path_regex, set(route.methods or ()))
+        for module in (jobs, uploads, files, health)
+        for route in module.router.routes
+        if isinstance(route, APIRoute)
+    ]
+
+    # Uploads stream into the store under their own limits; everything else is a small JSON body.
+    app.add_middleware(
+        BodyLimit,  # type: ignore[arg-type]
+        limit=settings.max_json_body_bytes,
+        streamed=(f"{uploads.router.prefix}/", UPLOAD_ROUTE + "/"),
+    )
 
     @app.middleware("http")
     async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.errors import Conflict, InvalidInput, NotFound, Retryable, TooLarge
+from shared.errors import Conflict, InvalidInput, NotFound, Retryable, StoreRefused, TooLarge
 from shared.kinds import KINDS
 
 log = logging.getLogger(__name__)
@@ -55,13 +55,22 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("validation_error", message, fields), 422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(error_body("http_error", str(exc.detail)), exc.status_code)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method the path answers, not only the first route's
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return JSONResponse(error_body("http_error", str(exc.detail)), exc.status_code, headers=headers)
 
     @app.exception_handler(Retryable)
     async def _unavailable(_: Request, exc: Retryable) -> JSONResponse:
+        # The details (endpoints, keys) go to the log; callers learn what is down and when to retry.
         log.warning("dependency unavailable: %s", exc)
-        return JSONResponse(error_body("unavailable", str(exc)), 503, headers={"Retry-After": "5"})
+        return JSONResponse(error_body("unavailable", _what_is_down(exc)), 503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(StoreRefused)
+    async def _refused(_: Request, exc: StoreRefused) -> JSONResponse:
+        log.error("the store refused a request: %s", exc)
+        return JSONResponse(error_body("unavailable", "the object store refused the request"), 503)
 
     @app.exception_handler(NotFound)
     async def _missing(_: Request, exc: NotFound) -> JSONResponse:
@@ -83,7 +92,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         # Connection-level failures of a dependency surface here as library errors: still a 503.
         if _is_connection_error(exc):
-            return JSONResponse(error_body("unavailable", str(exc)), 503, headers={"Retry-After": "5"})
+            log.warning("dependency unavailable: %s", exc)
+            message = "a service the API depends on is unavailable; retry shortly"
+            return JSONResponse(error_body("unavailable", message), 503, headers={"Retry-After": "5"})
         log.exception("unhandled error")
         return JSONResponse(error_body("internal", "internal error"), 500)
 
@@ -91,3 +102,20 @@ def install_error_handlers(app: FastAPI) -> None:
 def _is_connection_error(exc: BaseException) -> bool:
     names = {type(e).__name__ for e in (exc, exc.__cause__, exc.__context__) if e is not None}
     return bool(names & {"ConnectionError", "EndpointConnectionError", "OperationalError", "TimeoutError"})
+
+
+def _what_is_down(exc: Retryable) -> str:
+    text = str(exc).lower()
+    for name in ("broker", "coordinator", "store"):
+        if name in text:
+            return f"the {name} is unavailable; retry shortly"
+    return "a service the API depends on is unavailable; retry shortly"
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at this path (the app's routes, as ``create_app`` listed them)."""
+    methods: set[str] = set()
+    for pattern, allowed in getattr(request.app.state, "route_methods", []):
+        if pattern.match(request.url.path):
+            methods |= allowed
+    return sorted(methods)

@@ -8,6 +8,43 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from shared.jobs import JobRecord, JobStatus, Progress, now
+from shared.strict import RequestModel
+
+
+class FieldError(BaseModel):
+    field: str = Field(..., description="Dotted path of the field, e.g. model.job or input")
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(..., examples=["validation_error", "unauthorized", "not_found", "conflict", "too_large"])
+    message: str
+    fields: list[FieldError] | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error the API returns."""
+
+    error: ErrorDetail
+
+
+_MEANINGS = {
+    400: "The request is malformed",
+    401: "Missing or unknown API key",
+    403: "Signature invalid or expired",
+    404: "No such job or upload for this tenant",
+    409: "The job's state does not allow this",
+    413: "Over a size limit",
+    422: "A field is invalid: the error names it",
+    503: "The broker, coordinator or store is unavailable (Retry-After says when to retry)",
+}
+
+
+def errors(*statuses: int, also: dict[int | str, dict[str, Any]] | None = None) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses for these error statuses, each with the error body (and ``also``, other responses)."""
+    out: dict[int | str, dict[str, Any]] = dict(also or {})
+    out.update({status: {"model": ErrorBody, "description": _MEANINGS[status]} for status in statuses})
+    return out
 
 
 class JobView(BaseModel):
@@ -80,7 +117,7 @@ class Results(BaseModel):
     error: str | None = None
 
 
-class UploadRequest(BaseModel):
+class UploadRequest(RequestModel):
     filename: str = Field(..., min_length=1, max_length=255, examples=["photos.tar"])
     size: int | None = Field(None, ge=0, description="Bytes to be uploaded, checked against the limit")
 

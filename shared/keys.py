@@ -64,6 +64,23 @@ def tenant_prefix(tenant: str) -> str:
     return f"{TENANTS}{identifier(tenant, 'tenant')}/"
 
 
+def relative_to_job(tenant: str, job_id: str, key: str) -> str:
+    """A key of the job's folder as the job's manifest and summary name it: relative to that folder, the
+    way a downloaded results folder is laid out (``items/00000003/overlay.jpg``)."""
+    prefix = job_prefix(tenant, job_id)
+    if not key.startswith(prefix):
+        raise ValueError(f"{key} is not in the folder of job {job_id}")
+    return key[len(prefix) :]
+
+
+def in_job(tenant: str, job_id: str, relative: str) -> str:
+    """The key of a path relative to the job's folder (never outside it)."""
+    parts = relative.split("/")
+    if relative.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        raise NotFound(f"no such file of job {job_id}")
+    return job_prefix(tenant, job_id) + relative
+
+
 def jobs_prefix(tenant: str) -> str:
     return tenant_prefix(tenant) + "jobs/"
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from shared.strict import RequestModel
 from shared.uris import parse_s3_uri
 
 ARCHITECTURES = (
@@ -81,7 +82,7 @@ PRESETS: dict[str, dict[str, object]] = {
 }
 
 
-class ModelRef(BaseModel):
+class ModelRef(RequestModel):
     """A network to explain: a ``job`` that trained one, a ``preset`` name, or ``arch`` with explicit weights."""
 
     model_config = ConfigDict(extra="forbid")

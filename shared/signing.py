@@ -23,4 +23,5 @@ def signed_path(secret: bytes, method: str, route: str, key: str, expires_s: int
 def verify(secret: bytes, method: str, key: str, expires: int, sig: str) -> bool:
     if expires < time.time():
         return False
-    return hmac.compare_digest(signature(secret, method, key, expires), sig)
+    # As bytes: compare_digest refuses non-ASCII text, and a signature is whatever the caller sent.
+    return hmac.compare_digest(signature(secret, method, key, expires).encode(), sig.encode(errors="replace"))

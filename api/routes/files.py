@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 
 from api.deps import State
 from api.errors import ApiError
+from api.schemas import errors
 from api.streaming import LimitedBody
 from shared.errors import NotFound
 from shared.storage.local import FILES_ROUTE, UPLOAD_ROUTE, LocalStorage
@@ -22,7 +23,14 @@ def _local(state: State) -> LocalStorage:
     return state.storage
 
 
-@router.get(FILES_ROUTE + "/{key:path}", summary="Download through a signed URL")
+@router.get(
+    FILES_ROUTE + "/{key:path}",
+    summary="Download through a signed URL",
+    response_class=FileResponse,
+    responses=errors(
+        403, 404, 422, also={200: {"content": {"application/octet-stream": {}}, "description": "The file"}}
+    ),
+)
 def get_file(key: str, expires: int, signature: str, state: State) -> FileResponse:
     storage = _local(state)
     if not storage.verify("GET", key, expires, signature):
@@ -37,7 +45,12 @@ def get_file(key: str, expires: int, signature: str, state: State) -> FileRespon
     return FileResponse(path, media_type=media)
 
 
-@router.put(UPLOAD_ROUTE + "/{key:path}", status_code=201, summary="Upload through a signed URL")
+@router.put(
+    UPLOAD_ROUTE + "/{key:path}",
+    status_code=201,
+    summary="Upload through a signed URL",
+    responses=errors(403, 404, 413, 422, 503),
+)
 async def put_file(key: str, expires: int, signature: str, request: Request, state: State) -> dict[str, int]:
     storage = _local(state)
     if not storage.verify("PUT", key, expires, signature):

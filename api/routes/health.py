@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 
 from api.deps import State
 from shared.errors import Retryable
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger(__name__)
 
 
 @router.get("/healthz", summary="The process is alive")
@@ -17,7 +21,17 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Broker, coordinator and store are reachable")
+class Readiness(BaseModel):
+    status: str = Field(..., examples=["ok", "unavailable"])
+    checks: dict[str, str] = Field(..., description="broker, coordinator, store: ok or unavailable")
+
+
+@router.get(
+    "/readyz",
+    summary="Broker, coordinator and store are reachable",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "One of them is unavailable"}},
+)
 def readyz(state: State) -> JSONResponse:
     checks: dict[str, str] = {}
     for name, probe in (
@@ -29,7 +43,8 @@ def readyz(state: State) -> JSONResponse:
             probe()
             checks[name] = "ok"
         except Retryable as exc:
-            checks[name] = str(exc)
+            log.warning("readiness: %s unavailable: %s", name, exc)  # details for the operator's log only
+            checks[name] = "unavailable"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks},
@@ -38,6 +53,11 @@ def readyz(state: State) -> JSONResponse:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (text exposition format)",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}},
+)
 def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

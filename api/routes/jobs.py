@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from collections.abc import Callable
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -12,17 +14,21 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from api import metrics
 from api.deps import State, Tenant, absolute
 from api.errors import ApiError
-from api.schemas import JobPage, JobView, ResultItem, Results
+from api.schemas import JobPage, JobView, ResultItem, Results, errors
 from shared import keys
 from shared.errors import NotFound, Retryable
 from shared.jobs import TERMINAL, JobStatus
 from shared.jobstore import LIVE, new_job_id
 from shared.kinds import KINDS, JobSpec, producer_of
 from shared.queueing import PLAN_TASK
+from shared.settings import IDENTIFIER
 from shared.uris import parse_s3_uri, reaches_area
 from shared.work import queue_work
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+KindName = StrEnum("KindName", {name: name for name in KINDS})  # type: ignore[misc]
+"""The registered kinds, for the list filter's documentation and validation."""
 
 _ITEM_FIELDS = {"index", "name", "status", "outputs", "error"}
 
@@ -63,7 +69,21 @@ def _check_trained_models(state: State, tenant: str, spec: JobSpec) -> None:
             )
 
 
-@router.post("", status_code=201, response_model=JobView, summary="Submit a job")
+@router.post(
+    "",
+    status_code=201,
+    response_model=JobView,
+    summary="Submit a job",
+    responses=errors(
+        400,
+        401,
+        409,
+        413,
+        422,
+        503,
+        also={200: {"model": JobView, "description": "A retry with the same Idempotency-Key"}},
+    ),
+)
 def submit(
     spec: JobSpec,
     state: State,
@@ -105,26 +125,32 @@ def submit(
     return JobView.of(record)
 
 
-@router.get("", response_model=JobPage, summary="List jobs")
+@router.get("", response_model=JobPage, summary="List jobs", responses=errors(401, 422, 503))
 def list_jobs(
     state: State,
     tenant: Tenant,
     status: JobStatus | None = None,
-    kind: str | None = None,
+    kind: KindName | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(description="next_cursor of the previous page", pattern=IDENTIFIER.pattern)
+    ] = None,
 ) -> JobPage:
     """The caller's jobs, oldest first, filtered by status and kind."""
-    records, next_cursor = state.jobs.list(tenant, status=status, kind=kind, after=cursor or "", limit=limit)
+    records, next_cursor = state.jobs.list(
+        tenant, status=status, kind=kind.value if kind else None, after=cursor or "", limit=limit
+    )
     return JobPage(items=[JobView.of(r) for r in records], next_cursor=next_cursor)
 
 
-@router.get("/{job_id}", response_model=JobView, summary="Read a job")
+@router.get("/{job_id}", response_model=JobView, summary="Read a job", responses=errors(401, 404, 422, 503))
 def get_job(job_id: str, state: State, tenant: Tenant) -> JobView:
     return JobView.of(state.jobs.get(tenant, job_id))
 
 
-@router.post("/{job_id}/cancel", response_model=JobView, summary="Cancel a job")
+@router.post(
+    "/{job_id}/cancel", response_model=JobView, summary="Cancel a job", responses=errors(401, 404, 409, 422, 503)
+)
 def cancel(job_id: str, state: State, tenant: Tenant) -> JobView:
     """Stop a queued or running job within seconds; finished items keep their outputs. 409 if it has ended."""
     record = state.jobs.get(tenant, job_id)
@@ -136,7 +162,12 @@ def cancel(job_id: str, state: State, tenant: Tenant) -> JobView:
     return JobView.of(updated)
 
 
-@router.get("/{job_id}/results", response_model=Results, summary="Results with presigned URLs")
+@router.get(
+    "/{job_id}/results",
+    response_model=Results,
+    summary="Results with presigned URLs",
+    responses=errors(401, 404, 409, 422, 503),
+)
 def results(
     job_id: str,
     request: Request,
@@ -158,25 +189,28 @@ def results(
         )
     page = manifest["items"][offset : offset + limit]
     summary = state.storage.get_json(keys.summary(tenant, job_id))
+
+    def url(path: str) -> str:  # a file of the job, as the manifest and summary name it
+        return absolute(request, state.storage.presign_get(keys.in_job(tenant, job_id, path), ttl))
+
     files: dict[str, str] = {}
     if state.storage.exists(keys.job_files_index(tenant, job_id)):
-        job_files = state.storage.get_json(keys.job_files_index(tenant, job_id))
-        files = {name: absolute(request, state.storage.presign_get(key, ttl)) for name, key in job_files.items()}
+        files = {name: url(path) for name, path in state.storage.get_json(keys.job_files_index(tenant, job_id)).items()}
     for name in ("mean_map", "mean_map_png"):
-        key = (summary.get("aggregate") or {}).get(name)
-        if key:
-            files[name] = absolute(request, state.storage.presign_get(key, ttl))
-    for name, key in (summary.get("pictures") or {}).items():  # a contact sheet, a filter grid
-        files[name] = absolute(request, state.storage.presign_get(key, ttl))
-    for name, key in (summary.get("arrays") or {}).items():  # per-item arrays: row i is item i
-        files[f"{name}.npy"] = absolute(request, state.storage.presign_get(key, ttl))
+        path = (summary.get("aggregate") or {}).get(name)
+        if path:
+            files[name] = url(path)
+    for name, path in (summary.get("pictures") or {}).items():  # a contact sheet, a filter grid
+        files[name] = url(path)
+    for name, path in (summary.get("arrays") or {}).items():  # per-item arrays: row i is item i
+        files[f"{name}.npy"] = url(path)
     return Results(
         job=job_id,
         status=record.status,
         total=int(manifest["total"]),
         offset=offset,
         limit=limit,
-        items=[_item(request, state, entry, ttl) for entry in page],
+        items=[_item(entry, url) for entry in page],
         report=absolute(request, state.storage.presign_get(keys.report(tenant, job_id), ttl)),
         manifest=absolute(request, state.storage.presign_get(keys.manifest(tenant, job_id), ttl)),
         summary=summary,
@@ -185,16 +219,13 @@ def results(
     )
 
 
-def _item(request: Request, state: State, entry: dict[str, Any], ttl: int) -> ResultItem:
-    outputs = {
-        name: absolute(request, state.storage.presign_get(key, ttl)) for name, key in entry.get("outputs", {}).items()
-    }
+def _item(entry: dict[str, Any], url: Callable[[str], str]) -> ResultItem:
     data = {k: v for k, v in entry.items() if k not in _ITEM_FIELDS}
     return ResultItem(
         index=entry["index"],
         name=entry["name"],
         status=entry["status"],
-        outputs=outputs,
+        outputs={name: url(path) for name, path in entry.get("outputs", {}).items()},
         error=entry.get("error"),
         data=data,
     )

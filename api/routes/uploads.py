@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 from api.deps import State, Tenant, absolute
 from api.errors import ApiError
-from api.schemas import Upload, UploadRequest
+from api.schemas import Upload, UploadRequest, errors
 from api.streaming import LimitedBody
 from shared import keys
 from shared.jobs import new_id
@@ -14,7 +14,9 @@ from shared.jobs import new_id
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 
 
-@router.post("", status_code=201, response_model=Upload, summary="Create an upload")
+@router.post(
+    "", status_code=201, response_model=Upload, summary="Create an upload", responses=errors(400, 401, 413, 422, 503)
+)
 def create_upload(body: UploadRequest, request: Request, state: State, tenant: Tenant) -> Upload:
     """Returns an ``upload://`` URI for a job's input and a URL to PUT the archive's bytes to: a
     presigned S3 URL on S3 storage, the API's own signed URL on local storage."""
@@ -33,7 +35,13 @@ def create_upload(body: UploadRequest, request: Request, state: State, tenant: T
     )
 
 
-@router.put("/{upload_id}/{filename}", status_code=201, response_model=Upload, summary="Upload directly")
+@router.put(
+    "/{upload_id}/{filename}",
+    status_code=201,
+    response_model=Upload,
+    summary="Upload directly",
+    responses=errors(401, 404, 413, 422, 503),
+)
 async def put_direct(upload_id: str, filename: str, request: Request, state: State, tenant: Tenant) -> Upload:
     """Stream a small archive straight through the API (up to FOVEA_MAX_DIRECT_UPLOAD_BYTES); larger ones
     go to the presigned ``put_url``. ``upload_id`` is any id you choose (letters, digits, '_' and '-')."""

@@ -9,9 +9,10 @@ from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from shared.models import ModelRef
+from shared.strict import RequestModel
 from shared.uris import parse_s3_uri
 
 _INPUT = re.compile(r"^(upload://[A-Za-z0-9_-]+|s3://\S+|builtin:shapes(\?n=\d{1,6}(&seed=\d{1,9})?)?)$")
@@ -46,7 +47,7 @@ class TrainedModelUse:
     model_type: str
 
 
-class TrainedModelRef(BaseModel):
+class TrainedModelRef(RequestModel):
     """A model trained by an earlier job of the same tenant: ``{"job": ID}``."""
 
     model_config = ConfigDict(extra="forbid")
@@ -54,7 +55,7 @@ class TrainedModelRef(BaseModel):
     job: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="The training job's id")
 
 
-class SpecBase(BaseModel):
+class SpecBase(RequestModel):
     """Every job spec: its kind (the discriminator) and an optional name."""
 
     model_config = ConfigDict(extra="forbid")
@@ -125,7 +126,7 @@ class TrainingSpec(SpecBase):
         return self.input
 
 
-class Unit(BaseModel):
+class Unit(RequestModel):
     """A hidden unit, or several: channels of a named layer, optionally at one position of its grid."""
 
     model_config = ConfigDict(extra="forbid")

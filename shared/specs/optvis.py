@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from shared.models import ModelRef
 from shared.specs.base import ArchiveSpec, TargetsSpec, Unit
+from shared.strict import RequestModel
 
 Precision = Literal["fp32", "bf16", "fp16"]
 _LAYER = Field(..., min_length=1, max_length=200, examples=["mixed4c"])
@@ -22,7 +23,7 @@ def _default_model() -> ModelRef:
 _MODEL_DESCRIPTION = "The network (default: the inception5h preset, GoogLeNet of the original DeepDream)"
 
 
-class ClassTarget(BaseModel):
+class ClassTarget(RequestModel):
     """A class: its pre-softmax logit is maximised."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from shared.models import ModelRef
 from shared.specs.base import ArchiveSpec, Unit
+from shared.strict import RequestModel
 
 SaliencyMethod = Literal["gradient", "smoothgrad", "integrated_gradients", "grad_cam", "spectral_residual"]
 
@@ -16,7 +17,7 @@ MAX_UNIT_CHANNELS = 64
 """Hidden-unit saliency: channels per job (each gives a map per image and a tile of the unit grid)."""
 
 
-class TopClasses(BaseModel):
+class TopClasses(RequestModel):
     """Explain each of the k most probable classes (one map per class and image)."""
 
     model_config = ConfigDict(extra="forbid")

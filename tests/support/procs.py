@@ -118,9 +118,18 @@ def start_moto(workdir: Path) -> tuple[Proc, str]:
     return proc, url
 
 
-def start_seaweed(workdir: Path, access_key: str, secret_key: str) -> tuple[Proc, str]:
-    """SeaweedFS in 'mini' mode: enforces signatures, presigned-URL expiry and conditional writes."""
+def seaweed_ports() -> tuple[int, int, int, int]:
+    """S3, master, volume and filer ports for one SeaweedFS (each with its gRPC port free too)."""
     s3_port, master, volume, filer = (free_port_with_grpc() for _ in range(4))
+    return s3_port, master, volume, filer
+
+
+def start_seaweed(
+    workdir: Path, access_key: str, secret_key: str, ports: tuple[int, int, int, int] | None = None
+) -> tuple[Proc, str]:
+    """SeaweedFS in 'mini' mode: enforces signatures, presigned-URL expiry and conditional writes. Started
+    again with the same ``ports`` and ``workdir``, it serves the same data (an outage, not a new store)."""
+    s3_port, master, volume, filer = ports or seaweed_ports()
     workdir.mkdir(parents=True, exist_ok=True)
     args = [
         str(VENV_BIN / "weed"),

@@ -55,7 +55,8 @@ def finalize_job(services: Services, tenant: str, job_id: str) -> None:
     started = record.started_at or record.created_at
     seconds = max((finished - started).total_seconds(), 1e-9)
     reasons = Counter(_reason_class(item["error"]) for item in items if item["status"] != "ok")
-    summary = {
+    arrays = write_job_arrays(storage, tenant, job_id, total, {i["index"] for i in items if i["status"] == "ok"})
+    summary: dict[str, Any] = {
         "job": job_id,
         "kind": record.kind,
         "name": record.name,
@@ -70,7 +71,7 @@ def finalize_job(services: Services, tenant: str, job_id: str) -> None:
         "seconds": round(seconds, 3),
         "items_per_second": round(total / seconds, 3),
         "aggregate": write_mean_map(storage, tenant, job_id),
-        "arrays": write_job_arrays(storage, tenant, job_id, total, {i["index"] for i in items if i["status"] == "ok"}),
+        "arrays": {name: keys.relative_to_job(tenant, job_id, key) for name, key in arrays.items()},
     }
     hooks = map_plugin(record.kind).report
     if hooks.summary is not None:
@@ -79,12 +80,15 @@ def finalize_job(services: Services, tenant: str, job_id: str) -> None:
             figures.add(item)
         summary.update(figures.finish(_JobFiles(storage, tenant, job_id)))
     prefix = keys.job_outputs_prefix(tenant, job_id)
-    summary["pictures"] = {info.key[len(prefix) :]: info.key for info in storage.list(prefix)}
+    summary["pictures"] = {
+        info.key[len(prefix) :]: keys.relative_to_job(tenant, job_id, info.key) for info in storage.list(prefix)
+    }
     storage.put_json(
         keys.manifest(tenant, job_id), {"job": job_id, "status": final.value, "total": total, "items": items}
     )
     storage.put_json(keys.summary(tenant, job_id), summary)
-    html = render_report(storage, record, summary, items, hooks, services.settings.report_gallery_items)
+    read = _JobFiles(storage, tenant, job_id).read
+    html = render_report(read, record, summary, items, hooks, services.settings.report_gallery_items)
     storage.put_bytes(keys.report(tenant, job_id), html.encode(), "text/html; charset=utf-8")
     progress = Progress(total=total, done=ok, failed=failed)
     if final != JobStatus.succeeded or services.jobs.transition(tenant, job_id, final, LIVE, progress=progress) is None:
@@ -105,15 +109,16 @@ def _reason_class(error: str | None) -> str:
 
 
 class _JobFiles:
-    """The store, as a job summary may use it: read item outputs, write job-level pictures."""
+    """The job's folder, as summaries and the report use it: paths relative to it, never whole keys."""
 
     def __init__(self, storage: Storage, tenant: str, job_id: str) -> None:
         self.storage, self.tenant, self.job_id = storage, tenant, job_id
 
-    def read(self, key: str) -> bytes:
-        return self.storage.get_bytes(key)
+    def read(self, path: str) -> bytes:
+        """A file of the job, by its path relative to the job's folder (as manifests name them)."""
+        return self.storage.get_bytes(keys.in_job(self.tenant, self.job_id, path))
 
     def write_job(self, output: str, data: bytes, content_type: str) -> str:
         key = keys.job_output(self.tenant, self.job_id, output)
         self.storage.put_bytes(key, data, content_type)
-        return key
+        return keys.relative_to_job(self.tenant, self.job_id, key)

@@ -54,8 +54,9 @@ class Broker(Protocol):
 def reconcile(services: Services, broker: Broker, audit: bool = False) -> list[str]:
     """One pass; returns what it did, one line each (for the log and for tests)."""
     coordinator = services.coordinator
-    if coordinator.epoch() is None:
-        done = [line for tenant, job in services.jobs.live() for line in restore_job(services, tenant, job)]
+    if coordinator.epoch() is None:  # new, or restarted without its data: what it lacks comes from the store
+        lost = [(tenant, job) for tenant, job in services.jobs.live() if not coordinator.work(job)]
+        done = [line for tenant, job in lost for line in restore_job(services, tenant, job)]
         coordinator.set_epoch(str(time.time()))
         broker.mark_state()
         return ["coordinator state restored from the store", *done]
@@ -124,6 +125,9 @@ def restore_job(services: Services, tenant: str, job: str) -> list[str]:
     if JobStatus(status) in TERMINAL and JobStatus(status) is not JobStatus.canceled:
         services.jobs.retire(job)
         return [f"{job}: already {status}; retired"]
+    if status == JobStatus.queued.value:  # never started (or its start was lost): start it
+        services.submit(job, "plan", PLAN_TASK, (tenant, job))
+        return [f"{job}: planned again"]
     if kind_of(record.kind).shape is Shape.TRAIN:
         if status == JobStatus.canceled.value:
             services.jobs.retire(job)

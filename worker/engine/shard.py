@@ -138,7 +138,7 @@ def _run_batch(
             np.savez(buffer, **sums)  # type: ignore[arg-type]
             services.storage.put_bytes(keys.batch_sums(tenant, job_id, batch[0].index), buffer.getvalue())
         _store_arrays(services, tenant, job_id, batch, outcomes)
-        return {item.index: _ok(item, outcome) for item, outcome in zip(batch, outcomes, strict=True)}
+        return {item.index: _ok(tenant, job_id, item, outcome) for item, outcome in zip(batch, outcomes, strict=True)}
     except (Retryable, StoreRefused, JobCanceled):
         raise  # an outage, a refusal of the store or a cancel is never an item's fault
     except Exception as exc:
@@ -169,8 +169,10 @@ def _store_arrays(services: Services, tenant: str, job_id: str, batch: list[Item
     services.storage.put_bytes(keys.batch_arrays(tenant, job_id, batch[0].index), buffer.getvalue())
 
 
-def _ok(item: Item, outcome: Outcome) -> dict[str, Any]:
-    return {"index": item.index, "name": item.name, "status": "ok", "outputs": outcome.outputs, **outcome.data}
+def _ok(tenant: str, job_id: str, item: Item, outcome: Outcome) -> dict[str, Any]:
+    """The item's manifest entry: its outputs named relative to the job's folder (no storage layout shown)."""
+    outputs = {name: keys.relative_to_job(tenant, job_id, key) for name, key in outcome.outputs.items()}
+    return {"index": item.index, "name": item.name, "status": "ok", "outputs": outputs, **outcome.data}
 
 
 def _reason(exc: Exception) -> str:

@@ -100,9 +100,14 @@ def _finish(services: Services, record: JobRecord, pipeline: TrainingPipeline, c
     }
     storage.put_json(keys.summary(tenant, job_id), summary)
     storage.put_json(keys.manifest(tenant, job_id), {"job": job_id, "status": "succeeded", "total": 0, "items": []})
-    storage.put_json(keys.job_files_index(tenant, job_id), ctx.files)
+    files = {name: keys.relative_to_job(tenant, job_id, key) for name, key in ctx.files.items()}
+    storage.put_json(keys.job_files_index(tenant, job_id), files)
     hooks = training_plugin(record.kind).report
-    page = render_training_report(storage, record, summary, pipeline.history, ctx.files, hooks)
+
+    def read(path: str) -> bytes:
+        return storage.get_bytes(keys.in_job(tenant, job_id, path))
+
+    page = render_training_report(read, record, summary, pipeline.history, files, hooks)
     storage.put_bytes(keys.report(tenant, job_id), page.encode(), "text/html; charset=utf-8")
 
 

@@ -26,4 +26,5 @@ def write_mean_map(storage: Storage, tenant: str, job_id: str) -> dict[str, str]
     storage.put_bytes(npy, render.encode_npy(mean), "application/octet-stream")
     picture = render.colorize(render.normalise(mean, 99.5), "inferno")
     storage.put_bytes(png, render.encode_png(picture), "image/png")
-    return {"mean_map": npy, "mean_map_png": png, "items": str(count)}
+    relative = {"mean_map": npy, "mean_map_png": png}
+    return {name: keys.relative_to_job(tenant, job_id, key) for name, key in relative.items()} | {"items": str(count)}

@@ -9,11 +9,14 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Callable
 
 from PIL import Image
 
-from shared.storage import Storage
 from worker.pipelines.plugin import Figure, Section
+
+Read = Callable[[str], bytes]
+"""Reads a file of the job by its path relative to the job's folder (as manifests and summaries name it)."""
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
@@ -31,10 +34,10 @@ def escape(text: object) -> str:
     return html.escape(str(text))
 
 
-def thumbnail(storage: Storage, key: str, size: int = 200) -> str | None:
-    """A JPEG data URI of the picture at ``key`` fitted in ``size`` pixels; None if it is not a picture."""
+def thumbnail(read: Read, path: str, size: int = 200) -> str | None:
+    """A JPEG data URI of the picture at ``path`` fitted in ``size`` pixels; None if it is not a picture."""
     try:
-        image = Image.open(io.BytesIO(storage.get_bytes(key))).convert("RGB")
+        image = Image.open(io.BytesIO(read(path))).convert("RGB")
     except Exception:
         return None
     image.thumbnail((size, size))
@@ -43,11 +46,11 @@ def thumbnail(storage: Storage, key: str, size: int = 200) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _figure(storage: Storage, figure: Figure) -> str:
+def _figure(read: Read, figure: Figure) -> str:
     if figure.png is not None:
         uri: str | None = "data:image/png;base64," + base64.b64encode(figure.png).decode()
     elif figure.key is not None:
-        uri = thumbnail(storage, figure.key, figure.width or 1200)
+        uri = thumbnail(read, figure.key, figure.width or 1200)
     else:
         uri = None
     if uri is None:
@@ -56,7 +59,7 @@ def _figure(storage: Storage, figure: Figure) -> str:
     return f'<img src="{uri}" alt="{escape(figure.alt)}" title="{escape(figure.alt)}"{width}>'
 
 
-def section(storage: Storage, part: Section) -> str:
+def section(read: Read, part: Section) -> str:
     """One section of a report, from the plain data a kind's hooks gave."""
     out = [f'<div class="section"><h2>{escape(part.title)}</h2>']
     if part.text:
@@ -71,7 +74,7 @@ def section(storage: Storage, part: Section) -> str:
         cells = "".join(f"<th>{escape(h)}</th>" for h in head)
         rows = "".join("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in row) + "</tr>" for row in body)
         out.append(f"<table><tr>{cells}</tr>{rows}</table>")
-    out += [_figure(storage, figure) for figure in part.figures]
+    out += [_figure(read, figure) for figure in part.figures]
     out.append("</div>")
     return "".join(out)
 

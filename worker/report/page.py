@@ -8,21 +8,20 @@ from __future__ import annotations
 from typing import Any
 
 from shared.jobs import JobRecord
-from shared.storage import Storage
 from worker.pipelines.plugin import Figure, ReportHooks, Section
-from worker.report.html import escape, page, section, thumbnail
+from worker.report.html import Read, escape, page, section, thumbnail
 
 
 def _caption(hooks: ReportHooks, item: dict[str, Any]) -> str:
     return "<br>".join(escape(line) for line in [item["name"], *hooks.caption(item)])
 
 
-def _panels(storage: Storage, hooks: ReportHooks, item: dict[str, Any], panels: list[tuple[str, str]]) -> str:
+def _panels(read: Read, hooks: ReportHooks, item: dict[str, Any], panels: list[tuple[str, str]]) -> str:
     """Several outputs of one item side by side (a comparison of methods), each with its label."""
     cells = []
     for label, output in panels:
         key = item.get("outputs", {}).get(output)
-        uri = thumbnail(storage, key, 160) if key else None
+        uri = thumbnail(read, key, 160) if key else None
         if uri is not None:
             cells.append(
                 f'<div class="panel"><img src="{uri}" alt="{escape(label)}"><span>{escape(label)}</span></div>'
@@ -30,19 +29,19 @@ def _panels(storage: Storage, hooks: ReportHooks, item: dict[str, Any], panels: 
     return f'<figure class="wide"><div class="panels">{"".join(cells)}</div><figcaption>{_caption(hooks, item)}</figcaption></figure>'
 
 
-def _figure(storage: Storage, hooks: ReportHooks, item: dict[str, Any]) -> str | None:
+def _figure(read: Read, hooks: ReportHooks, item: dict[str, Any]) -> str | None:
     panels = hooks.panels(item) if hooks.panels is not None else []
     if panels:
-        return _panels(storage, hooks, item, panels)
+        return _panels(read, hooks, item, panels)
     outputs: dict[str, str] = item.get("outputs", {})
     preview = next((outputs[n] for n in hooks.preview if n in outputs), next(iter(outputs.values()), None))
-    uri = thumbnail(storage, preview) if preview else None
+    uri = thumbnail(read, preview) if preview else None
     if uri is None:
         return None
     extras = "".join(
         f'<img class="extra" src="{small}" alt="{escape(name)}" title="{escape(name)}">'
         for name, key in list(outputs.items())[:8]
-        if key != preview and hooks.beside(name) and (small := thumbnail(storage, key, 96))
+        if key != preview and hooks.beside(name) and (small := thumbnail(read, key, 96))
     )
     return (
         f'<figure><img src="{uri}" alt=""><div>{extras}</div><figcaption>{_caption(hooks, item)}</figcaption></figure>'
@@ -58,7 +57,7 @@ def _job_pictures(summary: dict[str, Any]) -> list[Section]:
 
 
 def render_report(
-    storage: Storage,
+    read: Read,
     record: JobRecord,
     summary: dict[str, Any],
     items: list[dict[str, Any]],
@@ -69,7 +68,7 @@ def render_report(
     for item in (i for i in items if i["status"] == "ok"):
         if len(figures) >= gallery_items:
             break
-        if (figure := _figure(storage, hooks, item)) is not None:
+        if (figure := _figure(read, hooks, item)) is not None:
             figures.append(figure)
     failures = [
         f"<tr><td>{item['index']}</td><td>{escape(item['name'])}</td><td>{escape(item.get('error'))}</td></tr>"
@@ -77,7 +76,7 @@ def render_report(
         if item["status"] != "ok"
     ]
     ok = summary["ok"]
-    sections = "".join(section(storage, part) for part in [*hooks.sections(summary), *_job_pictures(summary)])
+    sections = "".join(section(read, part) for part in [*hooks.sections(summary), *_job_pictures(summary)])
     failed = (
         "<table><tr><th>#</th><th>file</th><th>reason</th></tr>" + "".join(failures) + "</table>"
         if failures

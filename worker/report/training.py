@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from shared.jobs import JobRecord
-from shared.storage import Storage
 from worker.pipelines.plugin import Figure, ReportHooks, Section
-from worker.report.html import escape, page, section
+from worker.report.html import Read, escape, page, section
 
 _PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -28,7 +27,7 @@ def _cell(value: object) -> str:
 
 
 def render_training_report(
-    storage: Storage,
+    read: Read,
     record: JobRecord,
     summary: dict[str, Any],
     history: list[dict[str, float]],
@@ -47,6 +46,6 @@ def render_training_report(
         f"<p>Job <code>{escape(record.id)}</code> · kind <code>{escape(record.kind)}</code> · "
         f"input <code>{escape(spec.get('input', ''))}</code> · status <b>{escape(summary['status'])}</b></p>"
         f'<p>Use the model in later jobs as <code>{{"job": "{escape(record.id)}"}}</code>.</p>'
-        + "".join(section(storage, part) for part in parts)
+        + "".join(section(read, part) for part in parts)
     )
     return page(record.name or f"{record.kind} job {record.id}", body)

@@ -54,9 +54,12 @@ def test_whole_job_every_item_once_with_reasons(local_settings: Settings, tmp_pa
     ok = [item for item in manifest["items"] if item["status"] == "ok"]
     assert len(ok) == 30
     for item in ok:
-        assert services.storage.get_bytes(item["outputs"]["heatmap"]).startswith(b"\x89PNG")
-        assert item["outputs"]["overlay"].startswith(keys.job_prefix("local", job_id))
-        assert services.storage.get_bytes(item["outputs"]["boxes"]).startswith(b"\xff\xd8")  # a JPEG
+        assert item["outputs"]["overlay"] == f"items/{item['index']:08d}/overlay.jpg"  # relative to the job's folder
+        assert services.storage.get_bytes(keys.in_job("local", job_id, item["outputs"]["heatmap"])).startswith(
+            b"\x89PNG"
+        )
+        boxes = services.storage.get_bytes(keys.in_job("local", job_id, item["outputs"]["boxes"]))
+        assert boxes.startswith(b"\xff\xd8")  # a JPEG
         assert isinstance(item["boxes"], list) and all(len(box) == 6 for box in item["boxes"])
     report = services.storage.get_bytes(keys.report("local", job_id)).decode()
     assert "broken/bomb.png" in report and "data:image/jpeg;base64" in report
@@ -134,7 +137,10 @@ def test_cancel_keeps_finished_items(local_settings: Settings, tmp_path: Path) -
         for i in items
         if i["index"] in {e[0] for e in services.storage.get_json(keys.shard_entries("local", job_id, 0))["items"]}
     ]
-    assert all(i["status"] == "ok" and services.storage.exists(i["outputs"]["heatmap"]) for i in first)
+    assert all(
+        i["status"] == "ok" and services.storage.exists(keys.in_job("local", job_id, i["outputs"]["heatmap"]))
+        for i in first
+    )
     assert any(i.get("error") == CANCELED_REASON for i in items)
     record = services.jobs.get("local", job_id)
     assert record.status == JobStatus.canceled
@@ -215,7 +221,9 @@ def test_mean_map_over_the_job_is_exact_and_survives_a_rerun(local_settings: Set
     services.storage.put_bytes(keys.upload("local", "w", "m.safetensors"), weights)
     run_job_inprocess(local_settings, "local", job_id)
     summary = services.storage.get_json(keys.summary("local", job_id))
-    mean = np.load(_io.BytesIO(services.storage.get_bytes(summary["aggregate"]["mean_map"])))
+    mean = np.load(
+        _io.BytesIO(services.storage.get_bytes(keys.in_job("local", job_id, summary["aggregate"]["mean_map"])))
+    )
     decoded = [decode_image(data, max_pixels=10**8, max_bytes=10**8) for data in images.values()]
     inputs = preprocess([torch.from_numpy(d).permute(2, 0, 1) for d in decoded], 32, "imagenet", torch.device("cpu"))
     expected = gradient_saliency(model, inputs).maps.mean(dim=0).numpy()
@@ -224,7 +232,9 @@ def test_mean_map_over_the_job_is_exact_and_survives_a_rerun(local_settings: Set
     services.storage.delete(keys.shard_manifest("local", job_id, 0))
     run_shard(rt, "local", job_id, 0)
     finalize_job(services, "local", job_id)
-    again = np.load(_io.BytesIO(services.storage.get_bytes(summary["aggregate"]["mean_map"])))
+    again = np.load(
+        _io.BytesIO(services.storage.get_bytes(keys.in_job("local", job_id, summary["aggregate"]["mean_map"])))
+    )
     np.testing.assert_array_equal(again, mean)
     assert "Where the model looks" in services.storage.get_bytes(keys.report("local", job_id)).decode()
 
@@ -252,7 +262,7 @@ def test_per_item_arrays_are_assembled_row_by_item(
     services = rt.services
     manifest = services.storage.get_json(keys.manifest("local", job_id))
     summary = services.storage.get_json(keys.summary("local", job_id))
-    codes = np.load(_io.BytesIO(services.storage.get_bytes(summary["arrays"]["code"])))
+    codes = np.load(_io.BytesIO(services.storage.get_bytes(keys.in_job("local", job_id, summary["arrays"]["code"]))))
     assert codes.shape == (20 + len(expected), 2)
     for item in manifest["items"]:
         if item["status"] == "ok":
@@ -320,3 +330,33 @@ def test_sidecar_members_become_the_truth_of_their_images(
     run_job_inprocess(local_settings, "local", job_id)
     record = rt.services.jobs.get("local", job_id)
     assert record.status.value == "failed" and "nope.png" in (record.error or "")
+
+
+def test_a_store_outage_mid_batch_fails_no_item(
+    local_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.errors import Retryable
+    from worker.runtime.context import JobContext
+
+    archive = tmp_path / "in.tar"
+    tar_with_broken_members(archive, good=12, huge_bytes=10)
+    rt, job_id = submit(local_settings, archive)
+    start_job(rt, "local", job_id)
+    original, calls = JobContext.write, {"n": 0, "down": True}
+
+    def flaky(self: JobContext, *args: Any) -> str:
+        calls["n"] += 1
+        if calls["down"] and calls["n"] >= 5:  # the store goes away in the middle of a batch's outputs
+            raise Retryable("writing: the store is unavailable (EndpointConnectionError)")
+        return original(self, *args)
+
+    monkeypatch.setattr(JobContext, "write", flaky)
+    with pytest.raises(Retryable):
+        run_shard(rt, "local", job_id, 0)
+    assert not rt.services.storage.exists(keys.shard_manifest("local", job_id, 0))
+    recorded = rt.services.coordinator.item_results(job_id, list(range(100)))
+    assert all(result["status"] == "ok" for index, result in recorded.items() if "outputs" in result)
+    calls["down"] = False
+    run_shard(rt, "local", job_id, 0)  # the task's next try, once the store is back
+    items = rt.services.storage.get_json(keys.shard_manifest("local", job_id, 0))["items"]
+    assert items and all(item["status"] == "ok" for item in items), [i.get("error") for i in items]

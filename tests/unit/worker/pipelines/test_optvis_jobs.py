@@ -65,7 +65,12 @@ def _run(settings: Settings, services: Services, spec: dict[str, Any]) -> tuple[
     record = services.jobs.create("local", parsed.kind, parsed.model_dump(mode="json"), None)
     run_job_inprocess(settings, "local", record.id)
     assert services.jobs.get("local", record.id).status == JobStatus.succeeded
-    return record.id, services.storage.get_json(keys.manifest("local", record.id))
+    manifest = services.storage.get_json(keys.manifest("local", record.id))
+    for item in manifest["items"]:  # as whole keys, so the tests below can read them
+        item["outputs"] = {
+            name: keys.in_job("local", record.id, path) for name, path in item.get("outputs", {}).items()
+        }
+    return record.id, manifest
 
 
 def _image(services: Services, key: str) -> np.ndarray:
@@ -139,7 +144,7 @@ def test_filters_job_grid_and_most_active_channel(local_settings: Settings) -> N
     spec = {"kind": "filters", "input": _archive(services), "model": TINY, "layers": ["features.2", "features.9"]}
     job_id, manifest = _run(local_settings, services, spec)
     summary = services.storage.get_json(keys.summary("local", job_id))
-    grid = _image(services, summary["pictures"]["first_layer_filters.png"])
+    grid = _image(services, keys.in_job("local", job_id, summary["pictures"]["first_layer_filters.png"]))
     assert grid.shape[0] > 48 and grid.shape[1] > 48
     item = next(i for i in manifest["items"] if i["name"] == "s0.png")
     layer = item["layers"]["features.9"]

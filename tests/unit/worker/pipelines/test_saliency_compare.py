@@ -46,7 +46,9 @@ def test_three_methods_side_by_side_with_quality_each(local_settings: Settings) 
     assert len(set(first["outputs"].values())) == len(first["outputs"])  # no method overwrites another's file
     assert set(first["methods"]) == {"gradient", "grad_cam", "spectral_residual"}
     assert "boxes" in first["methods"]["spectral_residual"] and "predictions" in first
-    picture = Image.open(io.BytesIO(services.storage.get_bytes(first["outputs"]["overlay:grad_cam"])))
+    picture = Image.open(
+        io.BytesIO(services.storage.get_bytes(keys.in_job("local", record.id, first["outputs"]["overlay:grad_cam"])))
+    )
     assert picture.size == (SIZE, SIZE)
     summary = services.storage.get_json(keys.summary("local", record.id))
     by_method = summary["quality_by_method"]
@@ -56,7 +58,9 @@ def test_three_methods_side_by_side_with_quality_each(local_settings: Settings) 
         assert by_method[method]["pointing_game"] > 2 * by_method[method]["pointing_baseline"], by_method
         assert by_method[method]["deletion_auc"] < by_method[method]["random_deletion_auc"]
     assert summary["aggregate"]["items"] == "24"  # the gradient's mean map, each image once
-    mean_map = np.load(io.BytesIO(services.storage.get_bytes(summary["aggregate"]["mean_map"])))
+    mean_map = np.load(
+        io.BytesIO(services.storage.get_bytes(keys.in_job("local", record.id, summary["aggregate"]["mean_map"])))
+    )
     assert mean_map.shape == (SIZE, SIZE)
     report = services.storage.get_bytes(keys.report("local", record.id)).decode()
     assert "Methods compared on the same images" in report and report.count('class="panel"') >= 3 * 20
