@@ -107,9 +107,9 @@ def deepdream_figures(device: torch.device, cuda: bool, sync: Any) -> None:
         precision="bf16" if cuda else "fp32",
     )
     images = torch.rand(batch, 3, height, width, device=device) * 2 - 1
-    generator = torch.Generator().manual_seed(0)
-    dream(fast_model, images[:1], DreamSettings(**{**settings.__dict__, "octaves": 1, "steps": 1}), generator)
-    fovea = timed(lambda: dream(fast_model, images, settings, generator), sync) / batch
+    generators = [torch.Generator().manual_seed(i) for i in range(len(images))]
+    dream(fast_model, images[:1], DreamSettings(**{**settings.__dict__, "octaves": 1, "steps": 1}), generators[:1])
+    fovea = timed(lambda: dream(fast_model, images, settings, generators), sync) / batch
     emit(
         figure="deepdream_fovea",
         seconds_per_image=round(fovea, 3),
@@ -122,7 +122,7 @@ def deepdream_figures(device: torch.device, cuda: bool, sync: Any) -> None:
         big = torch.rand(1, 3, 3000, 4000, device=device) * 2 - 1
         torch.cuda.reset_peak_memory_stats()
         tiled = DreamSettings(**{**settings.__dict__, "steps": 2, "tile_size": 512, "roll": 512})
-        seconds = timed(lambda: dream(fast_model, big, tiled, generator), sync)
+        seconds = timed(lambda: dream(fast_model, big, tiled, generators[: len(big)]), sync)
         peak = torch.cuda.max_memory_allocated() / 2**30
         emit(figure="deepdream_4000x3000_tiled", peak_gib=round(peak, 2), goal_gib=10.0, seconds=round(seconds, 1))
     else:
@@ -139,7 +139,13 @@ def feature_vis_figures(device: torch.device, cuda: bool, sync: Any) -> None:
         settings = RenderSettings(steps=steps, learning_rate=0.05, min_size=224, precision=precision)  # type: ignore[arg-type]
         objective = objectives.channel("mixed4a", list(range(count)))
         render(
-            net, objective, param, settings, preprocessing="inception5h", generator=generator, transform=T.standard()
+            net,
+            objective,
+            param,
+            settings,
+            preprocessing="inception5h",
+            generators=[torch.Generator().manual_seed(i) for i in range(count)],
+            transform=T.standard(),
         )
 
     run(1, "fp32", model)  # warm-up

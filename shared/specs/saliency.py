@@ -55,8 +55,9 @@ class SaliencySpec(ArchiveSpec):
     model: ModelRef | None = Field(None, description="Required for every method but spectral_residual")
     smoothgrad_samples: int = Field(25, ge=1, le=500, description="smoothgrad: noisy copies per image")
     smoothgrad_noise: float = Field(
-        0.15, gt=0.0, le=1.0, description="smoothgrad: noise std as a fraction of the input range"
+        0.15, gt=0.0, le=1.0, description="smoothgrad: noise std as a fraction of each image's own input range"
     )
+    seed: int = Field(0, ge=0, description="smoothgrad: seeds each image's noise (with the image's place in the input)")
     ig_steps: int = Field(32, ge=2, le=1024, description="integrated_gradients: integration steps")
     ig_baseline: Literal["black", "zero", "blur"] = Field(
         "black", description="integrated_gradients: the baseline image"

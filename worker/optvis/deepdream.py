@@ -8,6 +8,7 @@ its own gradient normalisation and loss ceiling, so a batch dreams exactly as it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Literal
@@ -17,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from worker.optvis.hooks import capture, forward
-from worker.optvis.objectives import Objective, layer_l2
+from worker.optvis.objectives import Objective, layer_l2, wide
 
 
 @dataclass(frozen=True)
@@ -108,17 +109,21 @@ class _Gradient:
         x = x.detach().requires_grad_(True)
         with self._autocast(x.device):
             forward(self.model, x, activations)  # stops after the deepest dreamed layer
-            loss = objective(activations).float()
+            loss = wide(objective(activations))
         (grad,) = torch.autograd.grad(loss.sum(), x)
         activations.clear()
         return loss.detach(), grad
 
     def __call__(
-        self, x: torch.Tensor, activations: dict[str, torch.Tensor], generator: torch.Generator
+        self, x: torch.Tensor, activations: dict[str, torch.Tensor], generators: Sequence[torch.Generator]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         roll = self.settings.roll
-        dy, dx = (int(v) for v in torch.randint(roll, (2,), generator=generator)) if roll > 1 else (0, 0)
-        shifted = torch.roll(x, shifts=(dy, dx), dims=(-2, -1)) if dy or dx else x
+        # Each image rolls by its own draw, so a dream does not depend on the images beside it.
+        shifts = [
+            tuple(int(v) for v in torch.randint(roll, (2,), generator=g)) if roll > 1 else (0, 0) for g in generators
+        ]
+        rolled = any(dy or dx for dy, dx in shifts)
+        shifted = _roll_each(x, shifts) if rolled else x
         tile = self.settings.tile_size
         height, width = x.shape[-2:]
         if not tile or (height <= tile and width <= tile):
@@ -131,9 +136,13 @@ class _Gradient:
                     part_loss, part_grad = self._whole(shifted[..., y0:y1, x0:x1], activations, self.tile_objective)
                     grad[..., y0:y1, x0:x1] = part_grad
                     loss += part_loss * ((y1 - y0) * (x1 - x0)) / (height * width)
-        if dy or dx:
-            grad = torch.roll(grad, shifts=(-dy, -dx), dims=(-2, -1))
+        if rolled:
+            grad = _roll_each(grad, [(-dy, -dx) for dy, dx in shifts])
         return loss, grad
+
+
+def _roll_each(x: torch.Tensor, shifts: Sequence[tuple[int, ...]]) -> torch.Tensor:
+    return torch.stack([torch.roll(image, shifts=shift, dims=(-2, -1)) for image, shift in zip(x, shifts, strict=True)])
 
 
 def _ascend(
@@ -141,7 +150,7 @@ def _ascend(
     gradient: _Gradient,
     activations: dict[str, torch.Tensor],
     settings: DreamSettings,
-    generator: torch.Generator,
+    generators: Sequence[torch.Generator],
 ) -> tuple[torch.Tensor, list[float], list[float]]:
     active = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
     step_size = settings.step_size
@@ -150,7 +159,7 @@ def _ascend(
     first: list[float] = []
     last = torch.zeros(x.shape[0])
     for step in range(settings.steps):
-        loss, grad = gradient(x, activations, generator)
+        loss, grad = gradient(x, activations, generators)
         if step == 0:
             first = [float(v) for v in loss.cpu()]
         last = torch.where(active.cpu(), loss.cpu(), last)
@@ -164,8 +173,12 @@ def _ascend(
     return x, first, [float(v) for v in last]
 
 
-def dream(model: nn.Module, inputs: torch.Tensor, settings: DreamSettings, generator: torch.Generator) -> DreamResult:
-    """``inputs``: (B, 3, H, W) model inputs of same-size images."""
+def dream(
+    model: nn.Module, inputs: torch.Tensor, settings: DreamSettings, generators: Sequence[torch.Generator]
+) -> DreamResult:
+    """``inputs``: (B, 3, H, W) model inputs of same-size images; one generator per image (its rolls)."""
+    if len(generators) != inputs.shape[0]:
+        raise ValueError(f"{len(generators)} generators for a batch of {inputs.shape[0]} images")
     gradient = _Gradient(model, settings)
     height, width = inputs.shape[-2:]
     shapes = octave_shapes(height, width, settings.octaves, settings.octave_scale)
@@ -176,7 +189,7 @@ def dream(model: nn.Module, inputs: torch.Tensor, settings: DreamSettings, gener
     with capture(model, gradient.whole_objective.hooked_layers, stop_early=True) as activations:
         for shape in shapes:
             x = _resize(x, shape)
-            x, first, last = _ascend(x, gradient, activations, settings, generator)
+            x, first, last = _ascend(x, gradient, activations, settings, generators)
             record.append(OctaveLosses(shape, first, last))
             if settings.reinject_detail:
                 same_size_original = _resize(original, shape)

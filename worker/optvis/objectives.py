@@ -18,6 +18,12 @@ LOGITS = "__logits__"
 Scores = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 
 
+def wide(values: torch.Tensor) -> torch.Tensor:
+    """At least float32 (activations under autocast are half precision); float64 stays float64, so that a
+    render in double precision (the tests' reference) is double throughout."""
+    return values if values.dtype == torch.float64 else values.float()
+
+
 class Objective:
     def __init__(self, layers: Sequence[str], scores: Scores, description: str) -> None:
         self.layers = tuple(dict.fromkeys(layers))
@@ -75,7 +81,7 @@ def channel(layer: str, channels: int | Sequence[int]) -> Objective:
     def scores(a: dict[str, torch.Tensor]) -> torch.Tensor:
         act = a[layer]
         rows = torch.arange(act.shape[0], device=act.device)
-        return act[rows, _rows(channels, act.shape[0], act.device)].float().mean(dim=(-2, -1))
+        return wide(act[rows, _rows(channels, act.shape[0], act.device)]).mean(dim=(-2, -1))
 
     return Objective([layer], scores, f"{layer}:{channels}")
 
@@ -90,7 +96,7 @@ def neuron(layer: str, channels: int | Sequence[int], position: tuple[int, int] 
         if not (0 <= y < height and 0 <= x < width):
             raise ValueError(f"position {(y, x)} is outside {layer}'s {height}x{width} grid")
         rows = torch.arange(act.shape[0], device=act.device)
-        return act[rows, _rows(channels, act.shape[0], act.device), y, x].float()
+        return wide(act[rows, _rows(channels, act.shape[0], act.device), y, x])
 
     return Objective([layer], scores, f"{layer}:{channels}@{position or 'centre'}")
 
@@ -100,7 +106,7 @@ def layer_l2(layer: str, border: int = 0) -> Objective:
     divided by the layer's full size (the keras.io recipe crops 2; with no border this is the mean)."""
 
     def scores(a: dict[str, torch.Tensor]) -> torch.Tensor:
-        act = a[layer].float()
+        act = wide(a[layer])
         size = act[0].numel()
         if border and min(act.shape[-2:]) > 2 * border:
             act = act[..., border:-border, border:-border]
@@ -112,11 +118,11 @@ def layer_l2(layer: str, border: int = 0) -> Objective:
 def feature_match(layer: str, reference: torch.Tensor) -> Objective:
     """Inversion (Mahendran & Vedaldi): minus the normalised error ||phi(x) - phi0||^2 / ||phi0||^2,
     one reference representation per image of the batch."""
-    target = reference.detach().float()
+    target = wide(reference.detach())
     norms = target.flatten(1).pow(2).sum(dim=1).clamp_min(1e-12)
 
     def scores(a: dict[str, torch.Tensor]) -> torch.Tensor:
-        error = (a[layer].float() - target).flatten(1).pow(2).sum(dim=1)
+        error = (wide(a[layer]) - target).flatten(1).pow(2).sum(dim=1)
         return -error / norms
 
     return Objective([layer], scores, f"match {layer}")

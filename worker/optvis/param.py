@@ -54,11 +54,12 @@ class FFTImage:
         sd: float = 0.01,
         decay_power: float = 1.0,
         decorrelate: bool = True,
+        dtype: torch.dtype = torch.float32,
     ) -> None:
         self.height, self.width, self.decorrelate = height, width, decorrelate
         freqs = rfft2d_freqs(height, width)
         scale = 1.0 / torch.clamp(freqs, min=1.0 / max(width, height)) ** decay_power
-        self.scale = scale.float().to(device)[None, None, :, :, None]
+        self.scale = scale.to(device=device, dtype=dtype)[None, None, :, :, None]
         # Drawn on CPU generators, then moved: the same seed gives the same start on every device. With
         # one generator per image, an image's start does not depend on the batch it is part of.
         shape = (3, *freqs.shape, 2)
@@ -68,8 +69,8 @@ class FFTImage:
             spectrum = torch.stack([torch.randn(shape, generator=g) for g in generator]) * sd
         else:
             spectrum = torch.randn((batch, *shape), generator=generator) * sd
-        self.spectrum = spectrum.to(device).requires_grad_(True)
-        self._colors = COLOR_DECORRELATION.to(device)
+        self.spectrum = spectrum.to(device=device, dtype=dtype).requires_grad_(True)
+        self._colors = COLOR_DECORRELATION.to(device=device, dtype=dtype)
 
     def parameters(self) -> list[torch.Tensor]:
         return [self.spectrum]

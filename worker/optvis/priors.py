@@ -11,17 +11,19 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from worker.optvis.objectives import wide
+
 
 def l2(x: torch.Tensor) -> torch.Tensor:
-    return x.float().pow(2).flatten(1).sum(dim=1)
+    return wide(x).pow(2).flatten(1).sum(dim=1)
 
 
 def alpha_norm(x: torch.Tensor, alpha: float = 6.0) -> torch.Tensor:
-    return x.float().abs().pow(alpha).flatten(1).mean(dim=1)
+    return wide(x).abs().pow(alpha).flatten(1).mean(dim=1)
 
 
 def total_variation(x: torch.Tensor, beta: float = 2.0) -> torch.Tensor:
-    x = x.float()
+    x = wide(x)
     dx = x[..., :-1, 1:] - x[..., :-1, :-1]
     dy = x[..., 1:, :-1] - x[..., :-1, :-1]
     return (dx.pow(2) + dy.pow(2) + 1e-8).pow(beta / 2.0).flatten(1).mean(dim=1)

@@ -7,6 +7,7 @@ weights are fixed), so many targets render together at the cost of one larger ba
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -18,7 +19,7 @@ from torch.nn import functional as F
 from worker.nets.zoo import normalize
 from worker.optvis import priors
 from worker.optvis.hooks import capture, forward
-from worker.optvis.objectives import LOGITS, Objective
+from worker.optvis.objectives import LOGITS, Objective, wide
 from worker.optvis.transforms import Transform
 
 
@@ -96,7 +97,7 @@ def render(
     settings: RenderSettings,
     *,
     preprocessing: str,
-    generator: torch.Generator,
+    generators: Sequence[torch.Generator],
     transform: Transform | None = None,
 ) -> RenderResult:
     params = param.parameters()
@@ -112,7 +113,7 @@ def render(
     with capture(model, objective.hooked_layers, stop_early=not needs_output) as activations:
         for step in range(settings.steps):
             image = param.image()
-            seen = transform(image, generator) if transform is not None else image
+            seen = transform(image, generators) if transform is not None else image
             if settings.min_size and min(seen.shape[-2:]) < settings.min_size:
                 seen = F.interpolate(seen, size=(settings.min_size,) * 2, mode="bilinear", align_corners=True)
             inputs = normalize(seen * 255.0, preprocessing)
@@ -120,7 +121,7 @@ def render(
                 output = forward(model, inputs, activations)
                 if output is not None:
                     activations[LOGITS] = output
-                scores = objective(activations).float()
+                scores = wide(objective(activations))
             loss = (penalties(image, normalize(image * 255.0, preprocessing), settings) - scores).sum()
             grads = torch.autograd.grad(loss, params)
             lr = _learning_rate(settings, step)
@@ -171,6 +172,6 @@ def evaluate(
     with capture(model, objective.hooked_layers) as activations:
         output = model(normalize(seen * 255.0, preprocessing))
         activations[LOGITS] = output
-        scores = objective(activations).float().cpu()
+        scores = wide(objective(activations)).cpu()
         activations.clear()
-    return Evaluation(scores=scores, logits=output.float().cpu())
+    return Evaluation(scores=scores, logits=wide(output).cpu())

@@ -73,8 +73,8 @@ class DeepDreamPipeline(MapPipeline):
         for members in by_size.values():
             batch = torch.stack([torch.from_numpy(images[m.index]).permute(2, 0, 1) for m in members])
             inputs = normalize(batch.to(self.ctx.device, torch.float32), loaded.ref.preprocessing)
-            generator = torch.Generator().manual_seed(self.spec.seed * 1_000_003 + members[0].index)
-            result = dream(loaded.module, inputs, settings, generator)
+            generators = [torch.Generator().manual_seed(self.spec.seed * 1_000_003 + m.index) for m in members]
+            result = dream(loaded.module, inputs, settings, generators)
             dreamed = denormalize(result.images, loaded.ref.preprocessing).clamp(0, 255).round().byte()
             for row, item in enumerate(members):
                 picture = dreamed[row].permute(1, 2, 0).cpu().numpy()

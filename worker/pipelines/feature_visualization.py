@@ -99,7 +99,9 @@ class FeatureVisualizationPipeline(MapPipeline):
             precision=spec.precision,
             record_every=max(1, int(self._setting("steps")) // 16),
         )
-        generator = torch.Generator().manual_seed(spec.seed * 1_000_003 + members[0].index)
+        # One generator per target for its transforms (another than its start's): an image does not
+        # depend on which targets share its batch.
+        generators = [torch.Generator().manual_seed(spec.seed * 1_000_003 + m.index + 500_000_000) for m in members]
         param = self._param(members, size, loaded)
         result = render(
             loaded.module,
@@ -107,7 +109,7 @@ class FeatureVisualizationPipeline(MapPipeline):
             param,
             settings,
             preprocessing=loaded.ref.preprocessing,
-            generator=generator,
+            generators=generators,
             transform=transform,
         )
         final = evaluate(loaded.module, objective, result.images, loaded.ref.preprocessing, settings.min_size)

@@ -72,9 +72,9 @@ class InversionPipeline(MapPipeline):
             # its batch neighbours.
             noise = [torch.randn(inputs.shape[1:], generator=self._generator(item)) for item in items]
             param = PixelImage((0.5 + 0.01 * torch.stack(noise)).to(device))
-            generator = self._generator(items[0])
+            generators = [self._generator(item) for item in items]
             settings = replace(base, tv=spec.tv if spec.tv is not None else depth_tv(loaded.module, layer))
-            result = render(loaded.module, objective, param, settings, preprocessing=mode, generator=generator)
+            result = render(loaded.module, objective, param, settings, preprocessing=mode, generators=generators)
             errors = (-evaluate(loaded.module, objective, result.images, mode).scores).tolist()
             for row, (item, picture) in enumerate(zip(items, to_uint8(result.images), strict=True)):
                 outcome = outcomes[row]

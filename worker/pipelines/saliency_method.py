@@ -113,7 +113,8 @@ class SaliencyPipeline(MapPipeline):
             targets = [None if self.spec.target == "predicted" else int(self.spec.target)]
         results = []
         for target in targets:
-            results.append(model_maps(loaded.module, inputs, target, self.options, black))
+            seeds = [self.spec.seed * 1_000_003 + item.index for item in items]  # each image's own noise
+            results.append(model_maps(loaded.module, inputs, target, self.options, black, seeds))
             self.options = replace(self.options, internal_batch_size=results[-1].batch_size)  # keep what fitted
         first = results[0].maps.float()
         self._sums = {"map_sum": first.sum(dim=0).cpu().numpy(), "count": np.array(len(items))}

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
-from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, NoiseTunnel, Saliency
+from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Saliency
 from torch import nn
 
 T = TypeVar("T")
@@ -36,14 +36,32 @@ def with_oom_backoff(run: Callable[[int], T], batch_size: int) -> tuple[T, int]:
 
 
 def smoothgrad(
-    model: nn.Module, x: torch.Tensor, target: torch.Tensor, samples: int, noise: float, batch_size: int
+    model: nn.Module,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    samples: int,
+    noise: float,
+    batch_size: int,
+    seeds: list[int],
 ) -> torch.Tensor:
-    """Smilkov et al. 2017: mean |gradient| over noisy copies; noise is a fraction of the input's range."""
-    stdevs = float(noise * (x.amax() - x.amin()))
-    attr = NoiseTunnel(Saliency(model)).attribute(
-        x, nt_type="smoothgrad", nt_samples=samples, nt_samples_batch_size=batch_size, stdevs=stdevs, target=target
-    )
-    return attr.abs().amax(dim=1)
+    """Smilkov et al. 2017: the mean |gradient| over noisy copies, max over RGB. Each image's noise std is
+        ``noise`` times its own input range and is drawn from its own generator (seeded from ``seeds``, made here so
+    that a retry after an out-of-memory back-off draws the same noise), so its map is the same
+        whatever images share its batch (Captum's NoiseTunnel takes one std for the batch and the global RNG).
+        The gradients are Captum's ``Saliency``, ``batch_size`` noisy copies at a time."""
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    spread = (x.flatten(1).amax(dim=1) - x.flatten(1).amin(dim=1)) * noise
+    pending = [(row, copy) for row in range(x.shape[0]) for copy in range(samples)]
+    total = torch.zeros_like(x)
+    saliency = Saliency(model)
+    for start in range(0, len(pending), batch_size):
+        chunk = pending[start : start + batch_size]
+        rows = [row for row, _ in chunk]
+        drawn = torch.stack([torch.randn(x.shape[1:], generator=generators[row]) for row in rows]).to(x.device)
+        noisy = x[rows] + drawn * spread[rows].reshape(-1, 1, 1, 1)
+        grads = saliency.attribute(noisy, target=target[rows], abs=True).detach()
+        total.index_add_(0, torch.tensor(rows, device=x.device), grads)
+    return (total / samples).amax(dim=1)
 
 
 def integrated_gradients(

@@ -33,10 +33,16 @@ class ModelMaps:
 
 
 def model_maps(
-    model: nn.Module, x: torch.Tensor, target: int | torch.Tensor | None, options: MapOptions, black: torch.Tensor
+    model: nn.Module,
+    x: torch.Tensor,
+    target: int | torch.Tensor | None,
+    options: MapOptions,
+    black: torch.Tensor,
+    seeds: list[int] | None = None,
 ) -> ModelMaps:
     """Maps of ``target`` (None: the predicted class; an int; or one class per image).
-    ``black`` is a black image in the model's input space (the 'black' IG baseline)."""
+    ``black`` is a black image in the model's input space (the 'black' IG baseline); ``seeds``, one per
+    image, seed SmoothGrad's noise (default: the image's place in the batch)."""
     if options.method == "gradient":
         result = gradient_saliency(model, x, target, options.precision)
         return ModelMaps(result.maps, result.signed, result.logits, result.targets, options.internal_batch_size)
@@ -52,7 +58,13 @@ def model_maps(
     if options.method == "smoothgrad":
         maps, size = attribution.with_oom_backoff(
             lambda b: attribution.smoothgrad(
-                model, x, targets, options.smoothgrad_samples, options.smoothgrad_noise, b
+                model,
+                x,
+                targets,
+                options.smoothgrad_samples,
+                options.smoothgrad_noise,
+                b,
+                seeds if seeds is not None else list(range(x.shape[0])),
             ),
             size,
         )

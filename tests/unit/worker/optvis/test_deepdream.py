@@ -19,6 +19,10 @@ def _model() -> nn.Module:
     return model.eval().requires_grad_(False)
 
 
+def _generators(images: torch.Tensor) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(i) for i in range(images.shape[0])]
+
+
 def _settings(**overrides: object) -> DreamSettings:
     base: dict[str, object] = {
         "layers": (("1", 1.0), ("4", 1.5)),
@@ -34,7 +38,7 @@ def _settings(**overrides: object) -> DreamSettings:
 def test_every_octave_raises_the_activation_and_the_size_is_kept() -> None:
     model = _model()
     image = torch.rand(2, 3, 45, 61, generator=torch.Generator().manual_seed(1))
-    result = dream(model, image, _settings(), torch.Generator().manual_seed(0))
+    result = dream(model, image, _settings(), _generators(image))
     assert result.images.shape == image.shape
     assert [o.shape for o in result.octave_losses] == [(22, 31), (32, 43), (45, 61)]
     for octave in result.octave_losses:
@@ -49,8 +53,8 @@ def test_octave_shapes_follow_the_recipe() -> None:
 def test_tiled_and_untiled_dreams_of_an_image_that_fits_one_tile_are_identical() -> None:
     model = _model()
     image = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(2))
-    whole = dream(model, image, _settings(), torch.Generator().manual_seed(0)).images
-    tiled = dream(model, image, _settings(tile_size=40), torch.Generator().manual_seed(0)).images
+    whole = dream(model, image, _settings(), _generators(image)).images
+    tiled = dream(model, image, _settings(tile_size=40), _generators(image)).images
     assert torch.equal(whole, tiled)
 
 
@@ -58,7 +62,7 @@ def test_tiles_cover_a_large_image_and_the_roll_is_undone() -> None:
     model = _model()
     image = torch.rand(1, 3, 70, 90, generator=torch.Generator().manual_seed(3))
     settings = _settings(octaves=1, steps=1, tile_size=32, roll=16, reinject_detail=False)
-    out = dream(model, image, settings, torch.Generator().manual_seed(0)).images
+    out = dream(model, image, settings, _generators(image)).images
     changed = (out - image).abs().sum(dim=1)[0]
     assert out.shape == image.shape and bool((changed > 0).all())  # every pixel of every tile stepped
 
@@ -66,10 +70,10 @@ def test_tiles_cover_a_large_image_and_the_roll_is_undone() -> None:
 def test_a_batch_dreams_as_its_images_do_alone() -> None:
     model = _model()
     images = torch.rand(3, 3, 36, 36, generator=torch.Generator().manual_seed(4))
-    settings = _settings(max_loss=0.5)  # also: each image stops at its own ceiling
-    batch = dream(model, images, settings, torch.Generator().manual_seed(0))
+    settings = _settings(max_loss=0.5, roll=8)  # also: each image stops at its own ceiling, rolls its own way
+    batch = dream(model, images, settings, _generators(images))
     for row in range(3):
-        alone = dream(model, images[row : row + 1], settings, torch.Generator().manual_seed(0)).images
+        alone = dream(model, images[row : row + 1], settings, [torch.Generator().manual_seed(row)]).images
         assert torch.allclose(batch.images[row : row + 1], alone, atol=1e-5)
 
 
@@ -77,9 +81,9 @@ def test_lost_detail_is_reinjected() -> None:
     model = _model()
     image = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(5))
     no_steps = _settings(steps=0)
-    kept = dream(model, image, no_steps, torch.Generator()).images
+    kept = dream(model, image, no_steps, _generators(image)).images
     lost = dream(
-        model, image, DreamSettings(**{**no_steps.__dict__, "reinject_detail": False}), torch.Generator()
+        model, image, DreamSettings(**{**no_steps.__dict__, "reinject_detail": False}), _generators(image)
     ).images
     assert torch.allclose(kept, image, atol=1e-5)  # with no ascent, re-injection gives the input back
     assert (lost - image).abs().mean() > 0.05  # without it, the octaves blur the image

@@ -55,7 +55,7 @@ def test_rendered_class_images_are_classified_as_their_class(
         param,
         settings,
         preprocessing=loaded.ref.preprocessing,
-        generator=generator,
+        generators=[torch.Generator().manual_seed(i) for i in range(len(classes))],
         transform=T.standard(),
     )
     with torch.no_grad():

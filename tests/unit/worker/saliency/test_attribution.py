@@ -30,10 +30,28 @@ def test_smoothgrad_with_vanishing_noise_is_the_gradient() -> None:
     model = _model(1)
     x = torch.randn(2, 3, 32, 32)
     target = gradient_saliency(model, x).targets
-    smooth = attribution.smoothgrad(model, x, target, samples=4, noise=1e-9, batch_size=2)
+    smooth = attribution.smoothgrad(model, x, target, samples=4, noise=1e-9, batch_size=2, seeds=[1, 2])
     torch.testing.assert_close(smooth, gradient_saliency(model, x, target).maps, rtol=1e-4, atol=1e-6)
-    noisy = attribution.smoothgrad(model, x, target, samples=8, noise=0.3, batch_size=3)
+    noisy = attribution.smoothgrad(model, x, target, samples=8, noise=0.3, batch_size=3, seeds=[1, 2])
     assert noisy.shape == (2, 32, 32) and noisy.min() >= 0 and not torch.allclose(noisy, smooth)
+
+
+def test_smoothgrad_is_the_mean_of_captum_saliency_over_each_images_own_noise() -> None:
+    """Against Captum's Saliency on the very noisy copies, one at a time: per-image noise std from the
+    image's own range (a dim image among bright ones gets its own small noise, not theirs)."""
+    model = _model(2)
+    dim, bright = torch.rand(1, 3, 24, 24) * 0.1, torch.rand(2, 3, 24, 24) * 4.0
+    x = torch.cat([dim, bright])
+    target = gradient_saliency(model, x).targets
+    ours = attribution.smoothgrad(model, x, target, samples=5, noise=0.2, batch_size=4, seeds=[7, 8, 9])
+    for row, seed in enumerate([7, 8, 9]):
+        generator = torch.Generator().manual_seed(seed)
+        spread = 0.2 * float(x[row].max() - x[row].min())
+        copies = torch.stack([x[row] + torch.randn(x.shape[1:], generator=generator) * spread for _ in range(5)])
+        expected = Saliency(model).attribute(copies, target=int(target[row]), abs=True).mean(dim=0).amax(dim=0)
+        torch.testing.assert_close(ours[row], expected, rtol=1e-4, atol=1e-7)
+    alone = attribution.smoothgrad(model, x[:1], target[:1], samples=5, noise=0.2, batch_size=2, seeds=[7])
+    torch.testing.assert_close(alone[0], ours[0], rtol=1e-5, atol=1e-8)  # the same with or without neighbours
 
 
 def test_integrated_gradients_on_a_linear_model_is_exact() -> None:
