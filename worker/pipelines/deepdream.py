@@ -10,10 +10,12 @@ import cv2
 import numpy as np
 import torch
 
+from shared.errors import InvalidInput
 from shared.specs.optvis import DeepDreamSpec
 from worker.nets.zoo import denormalize, normalize, pixel_scale
 from worker.optvis.deepdream import DreamSettings, dream
 from worker.pictures import images as pictures
+from worker.pipelines import checks
 from worker.pipelines.base import Item, LoadedModel, MapPipeline, Outcome, PipelineContext
 from worker.pipelines.plugin import MapPlugin, ReportHooks
 
@@ -61,6 +63,14 @@ class DeepDreamPipeline(MapPipeline):
             reinject_detail=spec.reinject_detail,
             precision=spec.precision,
         )
+
+    def check(self) -> None:
+        loaded = self.ctx.model(self.spec.model)
+        try:
+            layers = [layer for layer, _ in self.layers(loaded)]
+        except ValueError as exc:
+            raise InvalidInput(f"layers: {exc}") from exc
+        checks.require_layers(loaded.module, layers, "layers")
 
     def run_batch(self, items: list[Item]) -> list[Outcome]:
         loaded = self.ctx.model(self.spec.model)

@@ -10,13 +10,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from shared.specs.optvis import FeatureVisualizationSpec
+from shared.specs.base import Unit
+from shared.specs.optvis import ClassTarget, FeatureVisualizationSpec
 from worker.nets.zoo import denormalize
 from worker.optvis import objectives
 from worker.optvis import transforms as T
 from worker.optvis.param import FFTImage, PixelImage, zero_input_image
 from worker.optvis.render import RenderSettings, evaluate, render
 from worker.pictures import images as pictures
+from worker.pipelines import checks
 from worker.pipelines.base import Item, LoadedModel, MapPipeline, Outcome, PipelineContext
 from worker.pipelines.contact_sheet import ContactSheet
 from worker.pipelines.plugin import MapPlugin, ReportHooks
@@ -46,6 +48,18 @@ class FeatureVisualizationPipeline(MapPipeline):
     def _setting(self, name: str) -> Any:
         value = getattr(self.spec, name)
         return self.preset[name] if value is None else value
+
+    def check(self) -> None:
+        """The model loads, and every class and channel rendered exists in it."""
+        loaded = self.ctx.model(self.spec.model)
+        classes = [t.class_index for t in self.spec.targets if isinstance(t, ClassTarget)]
+        checks.require_classes(classes, loaded.ref.num_classes, "targets")
+        channels: dict[str, list[int]] = {}
+        for target in self.spec.targets:
+            if isinstance(target, Unit):
+                channels.setdefault(target.layer, []).extend(target.channels)
+        if channels:
+            checks.require_channels(loaded.module, channels, loaded.ref.input_size, self.ctx.device, "targets")
 
     def run_batch(self, items: list[Item]) -> list[Outcome]:
         loaded = self.ctx.model(self.spec.model)

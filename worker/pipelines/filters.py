@@ -12,10 +12,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from shared.errors import InvalidInput
 from shared.specs.optvis import FiltersSpec
 from worker.nets.zoo import preprocess
 from worker.optvis.hooks import capture, find_module
 from worker.pictures import images as pictures
+from worker.pipelines import checks
 from worker.pipelines.base import Item, MapPipeline, Outcome, PipelineContext
 from worker.pipelines.plugin import MapPlugin, ReportHooks
 
@@ -70,6 +72,16 @@ class FiltersPipeline(MapPipeline):
         super().__init__(spec, ctx)
         self.batch_size = spec.batch_size
         self._grid_written = False
+
+    def check(self) -> None:
+        module = self.ctx.model(self.spec.model).module
+        checks.require_layers(module, self.spec.layers, "layers")
+        if self.spec.first_layer is not None:
+            checks.require_layers(module, [self.spec.first_layer], "first_layer")
+        try:
+            first_conv(module, self.spec.first_layer)
+        except ValueError as exc:
+            raise InvalidInput(f"first_layer: {exc}") from exc
 
     def run_batch(self, items: list[Item]) -> list[Outcome]:
         loaded = self.ctx.model(self.spec.model)

@@ -18,6 +18,7 @@ from worker.optvis.hooks import capture
 from worker.optvis.param import PixelImage
 from worker.optvis.render import RenderSettings, evaluate, render
 from worker.pictures import images as pictures
+from worker.pipelines import checks
 from worker.pipelines.base import Item, MapPipeline, Outcome, PipelineContext
 from worker.pipelines.plugin import MapPlugin, ReportHooks
 
@@ -44,6 +45,9 @@ class InversionPipeline(MapPipeline):
     def __init__(self, spec: InversionSpec, ctx: PipelineContext) -> None:
         super().__init__(spec, ctx)
         self.batch_size = spec.batch_size
+
+    def check(self) -> None:
+        checks.require_layers(self.ctx.model(self.spec.model).module, self.spec.layers, "layers")
 
     def run_batch(self, items: list[Item]) -> list[Outcome]:
         spec, device = self.spec, self.ctx.device

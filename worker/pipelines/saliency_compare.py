@@ -60,6 +60,10 @@ class SaliencyComparison(MapPipeline):
         self.batch_size = min(part.batch_size for _, part in self.parts)
         self._sums: dict[str, np.ndarray] | None = None
 
+    def check(self) -> None:
+        for _, part in self.parts:
+            part.check()
+
     def run_batch(self, items: list[Item]) -> list[Outcome]:
         merged = [Outcome(data={"methods": {}}) for _ in items]
         self._sums = None

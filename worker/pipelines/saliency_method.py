@@ -12,10 +12,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from shared.errors import InvalidInput
 from shared.specs.base import Unit
 from shared.specs.saliency import SaliencySpec, TopClasses
 from worker.nets.zoo import preprocess
 from worker.pictures import images as render
+from worker.pipelines import checks
 from worker.pipelines.base import Item, LoadedModel, MapPipeline, Outcome, PipelineContext
 from worker.pipelines.predictions import label, predictions
 from worker.saliency import attribution, objects, quality
@@ -42,6 +44,30 @@ class SaliencyPipeline(MapPipeline):
             internal_batch_size=spec.internal_batch_size,
             precision=spec.precision,
         )
+
+    def check(self) -> None:
+        """The model loads, and the layer, channel or class the job explains exists in it."""
+        spec = self.spec
+        if spec.method == "spectral_residual" or spec.model is None:
+            return
+        loaded = self.ctx.model(spec.model)  # missing or unfitting weights, an unfinished job: InvalidInput
+        module, size = loaded.module, loaded.ref.input_size
+        if spec.method == "grad_cam" and spec.grad_cam_layer:
+            checks.require_layers(module, [spec.grad_cam_layer], "grad_cam_layer")
+        target = spec.target
+        if isinstance(target, Unit):
+            checks.require_channels(module, {target.layer: target.channels}, size, self.ctx.device, "target")
+            grid = checks.layer_shapes(module, [target.layer], size, self.ctx.device)[target.layer][1:]
+            if target.position is not None and (
+                len(grid) != 2 or not all(p < g for p, g in zip(target.position, grid, strict=False))
+            ):
+                raise InvalidInput(
+                    f"target.position: {list(target.position)} is outside layer {target.layer!r}'s grid {grid}"
+                )
+        elif isinstance(target, int) and not isinstance(target, bool):
+            checks.require_classes([target], loaded.ref.num_classes, "target")
+        elif isinstance(target, TopClasses) and target.top_k > loaded.ref.num_classes:
+            raise InvalidInput(f"target.top_k: the model has only {loaded.ref.num_classes} classes")
 
     def run_batch(self, items: list[Item]) -> list[Outcome]:
         self._sums = None

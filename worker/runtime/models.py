@@ -55,7 +55,9 @@ class ModelCache:
     def _load(self, ref: ModelRef, tenant: str, device: torch.device) -> LoadedModel:
         if ref.job is not None:
             return self._load_trained(ref.job, tenant, device)
-        module = zoo.build(ref.arch or "", ref.num_classes)
+        with torch.random.fork_rng(devices=[]):  # a seeded network, without touching the process's generator
+            torch.manual_seed(ref.seed)
+            module = zoo.build(ref.arch or "", ref.num_classes)
         if ref.weights is not None:
             state = self._state_dict(ref, tenant)
             try:

@@ -39,3 +39,18 @@ def test_random_init_needs_no_file(tmp_path: Path) -> None:
     cache = ModelCache(Settings(data_dir=tmp_path, signing_secret="x"), LocalStorage(tmp_path / "s", secret=b"x"))
     loaded = cache.get(ModelRef(arch="resnet18", num_classes=10), "t", torch.device("cpu"))
     assert not any(p.requires_grad for p in loaded.module.parameters()) and not loaded.module.training
+
+
+def test_random_init_is_seeded(tmp_path: Path) -> None:
+    """Two identical specs with null weights explain the same network; another seed, another network."""
+    storage = LocalStorage(tmp_path / "store", secret=b"x")
+    settings = Settings(data_dir=tmp_path, signing_secret="x")
+    state = {
+        seed: ModelCache(settings, storage)
+        .get(ModelRef(arch="resnet18", num_classes=5, seed=seed), "t", torch.device("cpu"))
+        .module.state_dict()
+        for seed in (0, 1)
+    }
+    again = ModelCache(settings, storage).get(ModelRef(arch="resnet18", num_classes=5), "t", torch.device("cpu"))
+    assert all(torch.equal(v, state[0][k]) for k, v in again.module.state_dict().items())
+    assert not torch.equal(state[0]["conv1.weight"], state[1]["conv1.weight"])
