@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import Conflict, InvalidInput, NotFound, Retryable, StoreRefused, TooLarge
-from shared.kinds import KINDS
+from shared.validation import field_errors
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +30,6 @@ def error_body(code: str, message: str, fields: list[dict[str, str]] | None = No
     return {"error": body}
 
 
-def _field_path(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    # Discriminated unions add the tag and validator names to the location; users think in fields.
-    parts = [p for p in parts if not p.startswith(("function-", "tagged-union")) and p not in KINDS]
-    return ".".join(parts) or "body"
-
-
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
@@ -45,12 +38,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = []
-        for err in exc.errors():
-            field = _field_path(tuple(err.get("loc", ())))
-            if err.get("type") in {"union_tag_invalid", "union_tag_not_found"}:
-                field = (field + ".kind") if field != "body" else "kind"
-            fields.append({"field": field, "message": str(err.get("msg", "invalid"))})
+        fields = field_errors(exc.errors())
         message = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
         return JSONResponse(error_body("validation_error", message, fields), 422)
 

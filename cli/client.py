@@ -14,7 +14,11 @@ from shared.jobs import TERMINAL, JobStatus
 
 
 class ApiFailure(Exception):
-    pass
+    """The API answered with an error: its status, and its message with one line per field."""
+
+    def __init__(self, status: int, lines: list[str]) -> None:
+        super().__init__("; ".join(lines))
+        self.status, self.lines = status, lines
 
 
 class Client:
@@ -29,10 +33,10 @@ class Client:
         if response.status_code >= 400:
             try:
                 error = response.json()["error"]
-                message = error["message"]
+                lines = [f"{f['field']}: {f['message']}" for f in error.get("fields") or []] or [error["message"]]
             except Exception:
-                message = response.text[:500]
-            raise ApiFailure(f"{method} {path}: HTTP {response.status_code}: {message}")
+                lines = [response.text[:500]]
+            raise ApiFailure(response.status_code, [f"{method} {path}: HTTP {response.status_code}", *lines])
         return response.json()
 
     def upload(self, path: Path) -> str:
@@ -53,7 +57,7 @@ class Client:
                 upload["put_url"], content=chunks(), headers={"Content-Length": str(size)}, timeout=None
             )
         if response.status_code >= 300:
-            raise ApiFailure(f"PUT upload: HTTP {response.status_code}: {response.text[:300]}")
+            raise ApiFailure(response.status_code, [f"PUT upload: HTTP {response.status_code}: {response.text[:300]}"])
         return str(upload["uri"])
 
     def submit(self, spec: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:

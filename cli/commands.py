@@ -20,19 +20,55 @@ from shared.settings import get_settings
 URI_SCHEMES = ("upload://", "s3://", "builtin:")
 """Inputs the service reads itself; anything else given as input is a local file to upload."""
 
+_PENDING_UPLOAD = "upload://pending"
+
+
+class UsageError(Exception):
+    """What is wrong with the command line or the spec, one line each (exit code 2)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("; ".join(lines))
+        self.lines = lines
+
+
+def checked_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec as given, once it validates as the API would validate it (a local input file must exist
+    and stands for its future upload), so that nothing is uploaded for a spec that would be refused."""
+    from pydantic import ValidationError
+
+    from shared.kinds import parse_spec
+    from shared.validation import field_errors
+
+    value = spec.get("input")
+    local = isinstance(value, str) and not value.startswith(URI_SCHEMES)
+    if local and not Path(str(value)).is_file():
+        raise UsageError([f"input: no such file: {value} (give a local archive, upload://ID, s3://... or builtin:...)"])
+    try:
+        parse_spec({**spec, "input": _PENDING_UPLOAD} if local else spec)
+    except ValidationError as exc:
+        raise UsageError([f"{e['field']}: {e['message']}" for e in field_errors(exc.errors())]) from None
+    return spec
+
 
 def load_spec(source: str | None, overrides: list[str]) -> dict[str, Any]:
     """A spec from a JSON file ('-' for stdin, nothing for {}), then KEY=VALUE overrides (dotted keys,
     JSON values: -s model.preset=squeezenet1_1-imagenet -s top_k=3)."""
     spec: dict[str, Any] = {}
-    if source == "-":
-        spec = json.load(sys.stdin)
-    elif source:
-        spec = json.loads(Path(source).read_text())
+    try:
+        if source == "-":
+            spec = json.load(sys.stdin)
+        elif source:
+            spec = json.loads(Path(source).read_text())
+    except FileNotFoundError:
+        raise UsageError([f"spec file {source} not found"]) from None
+    except json.JSONDecodeError as exc:
+        raise UsageError([f"spec file {source}: not JSON ({exc})"]) from None
+    if not isinstance(spec, dict):
+        raise UsageError([f"spec file {source}: a JSON object is needed"])
     for override in overrides:
         key, sep, raw = override.partition("=")
         if not sep:
-            raise SystemExit(f"override {override!r} must be KEY=VALUE")
+            raise UsageError([f"-s {override!r}: give KEY=VALUE"])
         try:
             value: Any = json.loads(raw)
         except json.JSONDecodeError:
@@ -49,10 +85,7 @@ def resolve_input(client: Client, spec: dict[str, Any]) -> dict[str, Any]:
     """A local archive path as input is uploaded first and replaced by its upload:// URI."""
     value = spec.get("input")
     if isinstance(value, str) and not value.startswith(URI_SCHEMES):
-        path = Path(value)
-        if not path.is_file():
-            raise SystemExit(f"input {value!r} is neither a file nor an upload:// or s3:// URI")
-        spec = {**spec, "input": client.upload(path)}
+        spec = {**spec, "input": client.upload(Path(value))}
     return spec
 
 

@@ -27,8 +27,22 @@ EPILOG = """examples:
   fovea submit -s kind=inversion -s input=photos.tar -s 'layers=["conv2d0", "mixed3b", "mixed4c"]' --wait
   fovea submit -s kind=filters -s input=photos.tar -s 'layers=["conv2d0", "mixed4c"]' --wait
 
+Exit codes: 0 the job succeeded with every item ok (or the command did what it says); 1 the job
+failed or was canceled (or the API refused); 2 a spec or argument is wrong (each field and its problem is
+printed, one a line, and nothing is uploaded or queued); 3 the job succeeded but some items failed.
+
 Job kinds and all their fields: the README, or GET /docs on a running API.
 """
+
+EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_ITEMS_FAILED = 0, 1, 2, 3
+
+
+def job_exit(job: dict[str, object]) -> int:
+    """The exit code a finished job gives (see EPILOG)."""
+    if job.get("status") != "succeeded":
+        return EXIT_JOB_FAILED
+    progress = job.get("progress")
+    return EXIT_ITEMS_FAILED if isinstance(progress, dict) and progress.get("failed") else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--status")
     listing.add_argument("--kind")
     listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--order", choices=("newest", "oldest"), default="newest", help="newest first (default)")
 
     results = sub.add_parser("results", help="download a finished job's report, manifest and outputs")
     results.add_argument("job_id")
@@ -99,9 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     try:
         return _dispatch(args, settings)
+    except commands.UsageError as exc:
+        for line in exc.lines:
+            print(f"fovea: {line}", file=sys.stderr)
+        return EXIT_USAGE
     except ApiFailure as exc:
-        print(f"fovea: {exc}", file=sys.stderr)
-        return 1
+        for line in exc.lines:
+            print(f"fovea: {line}", file=sys.stderr)
+        return EXIT_USAGE if exc.status == 422 else EXIT_JOB_FAILED
 
 
 def _dispatch(args: argparse.Namespace, settings: object) -> int:
@@ -118,9 +138,10 @@ def _dispatch(args: argparse.Namespace, settings: object) -> int:
         return stack.run_worker(args.concurrency)
     if args.command == "run":
         stack.prepare_environment(get_settings())
-        record = commands.run_inprocess(commands.load_spec(args.spec, args.overrides))
+        spec = commands.checked_spec(commands.load_spec(args.spec, args.overrides))
+        record = commands.run_inprocess(spec)
         commands.print_json({k: record[k] for k in ("id", "status", "progress", "error", "report")})
-        return 0 if record["status"] == "succeeded" else 1
+        return job_exit(record)
     if args.command == "init-storage":
         commands.init_storage()
         return 0
@@ -129,22 +150,22 @@ def _dispatch(args: argparse.Namespace, settings: object) -> int:
         return commands.demo(args.out)
     client = Client()
     if args.command == "submit":
-        spec = commands.resolve_input(client, commands.load_spec(args.spec, args.overrides))
-        job = client.submit(spec, args.idempotency_key)
+        spec = commands.checked_spec(commands.load_spec(args.spec, args.overrides))  # before any upload
+        job = client.submit(commands.resolve_input(client, spec), args.idempotency_key)
         if args.wait:
             job = client.wait(job["id"])
         commands.print_json(job)
-        return 0 if not args.wait or job["status"] == "succeeded" else 1
+        return job_exit(job) if args.wait else EXIT_OK
     if args.command == "status":
         commands.print_json(client.job(args.job_id))
     elif args.command == "wait":
         job = client.wait(args.job_id)
         commands.print_json(job)
-        return 0 if job["status"] == "succeeded" else 1
+        return job_exit(job)
     elif args.command == "cancel":
         commands.print_json(client.cancel(args.job_id))
     elif args.command == "list":
-        commands.print_json(client.jobs(status=args.status, kind=args.kind, limit=args.limit))
+        commands.print_json(client.jobs(status=args.status, kind=args.kind, limit=args.limit, order=args.order))
     elif args.command == "results":
         out = client.download(args.job_id, args.out or Path(f"results-{args.job_id}"))
         print(f"results in {out}")

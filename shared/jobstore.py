@@ -29,6 +29,7 @@ class JobStore:
         """Write a new queued job (durable record first, then its live status)."""
         record = JobRecord(id=job_id or new_job_id(), tenant=tenant, kind=kind, name=name, spec=spec, created_at=now())
         self.save(record)
+        self.storage.put_bytes(keys.newest_entry(tenant, record.id), b"")
         self.storage.put_json(keys.live_job(record.id), {"tenant": tenant})
         self.coordinator.set_status(record.id, JobStatus.queued.value)
         return record
@@ -36,6 +37,7 @@ class JobStore:
     def delete(self, tenant: str, job_id: str) -> None:
         """Remove a job that was never queued (its submission failed)."""
         self.storage.delete(keys.job_record(tenant, job_id))
+        self.storage.delete(keys.newest_entry(tenant, job_id))
         self.storage.delete(keys.live_job(job_id))
 
     def retire(self, job_id: str) -> None:
@@ -124,12 +126,19 @@ class JobStore:
         kind: str | None = None,
         after: str = "",
         limit: int = 50,
+        newest_first: bool = False,
     ) -> tuple[list[JobRecord], str | None]:
-        """One page of a tenant's jobs, oldest first (ids are time-ordered); returns (jobs, next cursor)."""
-        start_after = keys.job_record(tenant, after) if after else ""
+        """One page of a tenant's jobs, oldest or newest first; returns (jobs, next cursor)."""
+        if newest_first:
+            prefix = keys.newest_prefix(tenant)
+            start_after = keys.newest_entry(tenant, after) if after else ""
+        else:
+            prefix = keys.records_prefix(tenant)
+            start_after = keys.job_record(tenant, after) if after else ""
         found: list[JobRecord] = []
-        for info in self.storage.list(keys.records_prefix(tenant), start_after=start_after):
-            job_id = info.key.rsplit("/", 1)[-1].removesuffix(".json")
+        for info in self.storage.list(prefix, start_after=start_after):
+            name = info.key[len(prefix) :]
+            job_id = name.split("-", 1)[1] if newest_first else name.removesuffix(".json")
             try:
                 record = self.get(tenant, job_id)
             except NotFound:

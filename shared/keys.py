@@ -3,7 +3,8 @@
 Layout under the storage root (one tenant's data never shares a prefix with another's)::
 
     live/{job_id}.json                                 a job that has not finished yet (its tenant)
-    tenants/{tenant}/records/{job_id}.json             the durable job record (listed cheaply)
+    tenants/{tenant}/records/{job_id}.json             the durable job record (listed cheaply, oldest first)
+    tenants/{tenant}/newest/{inverted time}-{job_id}   an empty object per job, listed newest first
     tenants/{tenant}/jobs/{job_id}/plan.json           shard plan (item names per shard, planning errors)
     tenants/{tenant}/jobs/{job_id}/inputs/{shard}.json a shard's entries (index, name, and a key or truth)
     tenants/{tenant}/jobs/{job_id}/inputs/{shard}.tar  items repacked per shard from a non-seekable archive
@@ -52,8 +53,15 @@ LIVE = "live/"
 """One small object per job that is not finished yet (its tenant): what the reconciler walks when the
 coordinator has lost its state. Outside every tenant's area."""
 
+UNUSED_UPLOADS = "uploads-unused/"
+"""One small object per upload that no job has used yet (its tenant, when it was made): swept when old."""
+
 TENANTS = "tenants/"
 """The root of every tenant's data: the service's own area of the store."""
+
+
+def unused_upload(upload_id: str) -> str:
+    return f"{UNUSED_UPLOADS}{identifier(upload_id, 'upload')}.json"
 
 
 def live_job(job_id: str) -> str:
@@ -91,6 +99,19 @@ def job_prefix(tenant: str, job_id: str) -> str:
 
 def records_prefix(tenant: str) -> str:
     return tenant_prefix(tenant) + "records/"
+
+
+def newest_prefix(tenant: str) -> str:
+    return tenant_prefix(tenant) + "newest/"
+
+
+def newest_entry(tenant: str, job_id: str) -> str:
+    """An empty object per job whose key sorts newest first (ids start with their creation time in
+    milliseconds, as 12 hex digits; the key holds that time inverted, then the id)."""
+    identifier(job_id, "job")
+    stamp = job_id[2:14]
+    millis = int(stamp, 16) if len(stamp) == 12 and all(c in "0123456789abcdef" for c in stamp) else 0
+    return f"{newest_prefix(tenant)}{0xFFFFFFFFFFFF - millis:012x}-{job_id}"
 
 
 def job_record(tenant: str, job_id: str) -> str:

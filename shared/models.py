@@ -96,7 +96,9 @@ class ModelRef(RequestModel):
         None, description="null (random init), assets:..., upload://..., s3://..., torchvision:DEFAULT"
     )
     num_classes: int = Field(1000, ge=1, le=100_000)
-    seed: int = Field(0, ge=0, description="With null weights: seeds the random initialisation (same seed, same network)")
+    seed: int = Field(
+        0, ge=0, description="With null weights: seeds the random initialisation (same seed, same network)"
+    )
     preprocessing: Preprocessing = "imagenet"
     input_size: int = Field(224, ge=16, le=1024, description="Images are resized to input_size x input_size")
     class_names: ClassNames | list[str] | None = Field(

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
         60.0, ge=1.0, description="Queued work older than this, with the broker's queue empty, is sent again"
     )
     retry_backoff_max_s: float = Field(30.0, ge=0.1, description="Longest wait between retries in an outage")
+    upload_ttl_s: float = Field(
+        86400.0, ge=60.0, description="An upload that no job has used is deleted this long after it was made"
+    )
     max_json_body_bytes: int = Field(4 * 1024**2, ge=1024, description="Largest JSON request body (413 past it)")
     report_gallery_items: int = 120
 

@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
@@ -121,6 +121,8 @@ def submit(
         with contextlib.suppress(Exception):
             state.coordinator.drop_work(job_id, "plan")
         raise
+    for upload_id in spec.upload_ids():  # used now: kept, no longer swept
+        state.storage.delete(keys.unused_upload(upload_id))
     metrics.JOBS_SUBMITTED.labels(kind=spec.kind).inc()
     return JobView.of(record)
 
@@ -135,10 +137,16 @@ def list_jobs(
     cursor: Annotated[
         str | None, Query(description="next_cursor of the previous page", pattern=IDENTIFIER.pattern)
     ] = None,
+    order: Annotated[Literal["oldest", "newest"], Query(description="oldest first, or newest first")] = "oldest",
 ) -> JobPage:
-    """The caller's jobs, oldest first, filtered by status and kind."""
+    """The caller's jobs, oldest (or newest) first, filtered by status and kind."""
     records, next_cursor = state.jobs.list(
-        tenant, status=status, kind=kind.value if kind else None, after=cursor or "", limit=limit
+        tenant,
+        status=status,
+        kind=kind.value if kind else None,
+        after=cursor or "",
+        limit=limit,
+        newest_first=order == "newest",
     )
     return JobPage(items=[JobView.of(r) for r in records], next_cursor=next_cursor)
 

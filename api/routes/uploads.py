@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Request
 
 from api.deps import State, Tenant, absolute
@@ -26,6 +28,7 @@ def create_upload(body: UploadRequest, request: Request, state: State, tenant: T
         )
     upload_id = new_id("u_")
     key = keys.upload(tenant, upload_id, body.filename)
+    _note_unused(state, tenant, upload_id)
     ttl = state.settings.presign_ttl_s
     return Upload(
         id=upload_id,
@@ -53,5 +56,11 @@ async def put_direct(upload_id: str, filename: str, request: Request, state: Sta
             [{"field": "upload_id", "message": "letters, digits, '_' and '-' only"}],
         )
     key = keys.upload(tenant, upload_id, filename)
+    _note_unused(state, tenant, upload_id)
     await LimitedBody(request, state.settings.max_direct_upload_bytes).store(state.storage, key)
     return Upload(id=upload_id, uri=f"upload://{upload_id}", put_url="", expires_in=0)
+
+
+def _note_unused(state: State, tenant: str, upload_id: str) -> None:
+    """Until a job uses it, an upload is swept once FOVEA_UPLOAD_TTL_S has passed (a failed try, say)."""
+    state.storage.put_json(keys.unused_upload(upload_id), {"tenant": tenant, "created": time.time()})

@@ -27,13 +27,16 @@ def check_input_uri(value: str, pattern: re.Pattern[str], usage: str) -> str:
     return value
 
 
-def _object_uris(value: Any, path: str) -> list[tuple[str, str]]:
+def _strings(value: Any, scheme: str, path: str = "") -> list[tuple[str, str]]:
+    """(field path, value) of every string of the spec that starts with ``scheme``."""
     if isinstance(value, str):
-        return [(path, value)] if value.startswith("s3://") else []
+        return [(path, value)] if value.startswith(scheme) else []
     if isinstance(value, dict):
-        return [found for key, item in value.items() for found in _object_uris(item, f"{path}.{key}" if path else key)]
+        return [
+            found for key, item in value.items() for found in _strings(item, scheme, f"{path}.{key}" if path else key)
+        ]
     if isinstance(value, list):
-        return [found for i, item in enumerate(value) for found in _object_uris(item, f"{path}.{i}")]
+        return [found for i, item in enumerate(value) for found in _strings(item, scheme, f"{path}.{i}")]
     return []
 
 
@@ -70,7 +73,11 @@ class SpecBase(RequestModel):
     def object_uris(self) -> list[tuple[str, str]]:
         """Every ``s3://`` URI the spec names (inputs, weights), with its field path: each is checked
         against the service's own storage area where the settings are known (API, worker)."""
-        return _object_uris(self.model_dump(mode="json"), "")
+        return _strings(self.model_dump(mode="json"), "s3://")
+
+    def upload_ids(self) -> list[str]:
+        """Every upload the spec uses (its input, uploaded weights): these uploads are kept."""
+        return [value.removeprefix("upload://") for _, value in _strings(self.model_dump(mode="json"), "upload://")]
 
     def trained_models(self) -> list[TrainedModelUse]:
         """Models taken from earlier training jobs. By default every ``ModelRef`` field with a ``job``

@@ -82,7 +82,26 @@ def reconcile(services: Services, broker: Broker, audit: bool = False) -> list[s
         for tenant, job in services.jobs.live():
             if not coordinator.work(job):
                 actions += restore_job(services, tenant, job)
+        actions += sweep_uploads(services, now)
     return actions
+
+
+def sweep_uploads(services: Services, now: float) -> list[str]:
+    """Delete uploads that no job used within ``FOVEA_UPLOAD_TTL_S`` of their making."""
+    storage, swept = services.storage, []
+    for info in storage.list(keys.UNUSED_UPLOADS):
+        try:
+            note = storage.get_json(info.key)
+        except NotFound:
+            continue
+        if now - float(note["created"]) < services.settings.upload_ttl_s:
+            continue
+        upload_id = info.key.removeprefix(keys.UNUSED_UPLOADS).removesuffix(".json")
+        for item in storage.list(keys.uploads_prefix(str(note["tenant"]), upload_id)):
+            storage.delete(item.key)
+        storage.delete(info.key)
+        swept.append(f"upload {upload_id}: unused for {now - float(note['created']):.0f} s; deleted")
+    return swept
 
 
 def _resend(services: Services, job: str, task_id: str, deaths: int | None = None) -> str:

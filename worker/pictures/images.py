@@ -78,6 +78,17 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 88) -> bytes:
     return buffer.getvalue()
 
 
+_HALF_MAX, _HALF_TINY = 65504.0, 6.2e-5  # float16's largest value, and its smallest at full precision
+
+
+def raw_values(values: np.ndarray) -> np.ndarray:
+    """A map's values as they are, in float16 where float16 holds them (its largest value fits, and values
+    down to a thousandth of it stay at full precision), else in float32."""
+    values = np.asarray(values, dtype=np.float32)
+    top = float(np.abs(values).max()) if values.size else 0.0
+    return values.astype(np.float16) if top == 0.0 or _HALF_TINY * 1e3 <= top <= _HALF_MAX else values
+
+
 def encode_npy(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)

@@ -264,8 +264,14 @@ class SaliencyPipeline(MapPipeline):
             item, f"overlay{suffix}.jpg", render.encode_jpeg(overlay), "image/jpeg"
         )
         if self.spec.raw_map:
-            raw = render.encode_npy(render.normalise(saliency).astype(np.float16))
+            values = render.raw_values(saliency)  # the method's own units, not scaled
+            raw = render.encode_npy(values)
             outcome.outputs["raw_map" + suffix] = write(item, f"map{suffix}.npy", raw, "application/octet-stream")
+            outcome.data["raw_map"] = {
+                "shape": list(values.shape),
+                "grid": "image" if self.spec.method == "spectral_residual" else "model input",
+                "dtype": str(values.dtype),
+            }
         if signed is not None:
             diverging = render.diverging(render.resize_map(signed, out_w, out_h), self.spec.clip_percentile)
             outcome.outputs["signed" + suffix] = write(

@@ -219,3 +219,34 @@ def test_openapi_documents_the_contract(client: TestClient) -> None:
     ):
         assert path in schema["paths"], path
     assert "SaliencySpec" in schema["components"]["schemas"]
+
+
+def test_newest_first_pagination(client: TestClient, tmp_path: Path) -> None:
+    uri = upload(client, KEYS, tmp_path)
+    spec = {"kind": "saliency", "input": uri, "method": "spectral_residual"}
+    ids = [client.post("/v1/jobs", json=spec, headers=KEYS).json()["id"] for _ in range(5)]
+    first = client.get("/v1/jobs", params={"limit": 2, "order": "newest"}, headers=KEYS).json()
+    rest = client.get(
+        "/v1/jobs", params={"limit": 10, "order": "newest", "cursor": first["next_cursor"]}, headers=KEYS
+    ).json()
+    assert [j["id"] for j in first["items"] + rest["items"]] == ids[::-1] and rest["next_cursor"] is None
+
+
+def test_an_upload_no_job_uses_is_swept_and_a_used_one_is_kept(client: TestClient, tmp_path: Path) -> None:
+    import time
+
+    from shared import keys
+    from worker.engine.reconcile import sweep_uploads
+    from worker.runtime.services import Services
+
+    state = client.app.state.fovea  # type: ignore[attr-defined]
+    used = upload(client, KEYS, tmp_path).removeprefix("upload://")
+    unused = upload(client, KEYS, tmp_path).removeprefix("upload://")
+    spec = {"kind": "saliency", "input": f"upload://{used}", "method": "spectral_residual"}
+    assert client.post("/v1/jobs", json=spec, headers=KEYS).status_code == 201
+    services = Services(state.settings, state.storage, state.coordinator, lambda name, args: None)
+    assert sweep_uploads(services, time.time()) == []  # nothing old enough yet
+    swept = sweep_uploads(services, time.time() + state.settings.upload_ttl_s + 1)
+    assert len(swept) == 1 and unused in swept[0]
+    assert list(state.storage.list(keys.uploads_prefix("alice", unused))) == []
+    assert list(state.storage.list(keys.uploads_prefix("alice", used)))  # a job uses it: kept

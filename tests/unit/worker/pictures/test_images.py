@@ -38,3 +38,15 @@ def test_grid_places_every_tile() -> None:
     out = render.grid(tiles, columns=2, gap=2)
     assert out.shape == (3 * 10 + 2 * 2, 2 * 8 + 2, 3)
     assert (out[0:10, 0:4] == 0).all() and (out[24:34, 0:8] == 160).all()
+
+
+def test_raw_values_keep_their_units_in_the_narrowest_type_that_holds_them() -> None:
+    from worker.pictures.images import raw_values
+
+    gradient = np.array([[0.0, 0.2], [3.5, 12.0]], dtype=np.float32)
+    kept = raw_values(gradient)
+    assert kept.dtype == np.float16 and np.allclose(kept, gradient, rtol=1e-3)  # not scaled to a maximum of 1
+    tiny = gradient * 1e-6  # float16 would round these to zero or lose them to subnormals
+    assert raw_values(tiny).dtype == np.float32 and np.array_equal(raw_values(tiny), tiny)
+    huge = gradient * 1e5
+    assert raw_values(huge).dtype == np.float32
