@@ -100,7 +100,14 @@ class ModelRef(RequestModel):
         0, ge=0, description="With null weights: seeds the random initialisation (same seed, same network)"
     )
     preprocessing: Preprocessing = "imagenet"
-    input_size: int = Field(224, ge=16, le=1024, description="Images are resized to input_size x input_size")
+    input_size: int = Field(224, ge=16, le=1024, description="The model's input is input_size x input_size")
+    resize: Literal["squash", "center_crop", "pad"] = Field(
+        "squash",
+        description="How an image becomes the model's square input: squash (the whole image resized, aspect not "
+        "kept; the map covers all of it), center_crop (shorter side to input_size x 256/224, then the centre: the "
+        "ImageNet weights' evaluation transform; the map is blank outside the crop) or pad (aspect kept, the rest "
+        "the mean image; the map covers all of it)",
+    )
     class_names: ClassNames | list[str] | None = Field(
         None,
         description="'imagenet' for the 1000 ImageNet classes, 'inception5h' for that network's 1008 labels, "
@@ -121,7 +128,7 @@ class ModelRef(RequestModel):
     def _check(self) -> ModelRef:
         if self.job is not None:
             if self.arch is not None or self.weights is not None or self.preset is not None:
-                raise ValueError("a 'job' model takes its architecture and weights from that job: give nothing else")
+                raise ValueError("a 'job' model takes its architecture and weights from that job: give only resize")
             if not re.fullmatch(r"[A-Za-z0-9_-]+", self.job):
                 raise ValueError("job must be a job id")
             return self

@@ -13,6 +13,7 @@ import torch
 import torchvision
 from torch import nn
 
+from worker.nets.framing import Resize, fit
 from worker.nets.inception5h import Inception5h
 from worker.nets.tiny import TinyCNN
 
@@ -67,23 +68,13 @@ def ready_for_inference(module: nn.Module, device: torch.device) -> nn.Module:
     return module
 
 
-def preprocess(images: list[torch.Tensor], size: int, mode: str, device: torch.device) -> torch.Tensor:
-    """uint8 (3, H, W) tensors -> one float batch (B, 3, size, size) in the model's input convention.
-
-    The whole image is resized (aspect not kept) so that a saliency map covers all of it.
-    """
-    batch = torch.stack(
-        [
-            torch.nn.functional.interpolate(
-                img.to(device=device, dtype=torch.float32)[None],
-                size=(size, size),
-                mode="bilinear",
-                align_corners=False,
-                antialias=True,
-            )[0]
-            for img in images
-        ]
-    )
+def preprocess(
+    images: list[torch.Tensor], size: int, mode: str, device: torch.device, resize: Resize = "squash"
+) -> torch.Tensor:
+    """uint8 (3, H, W) tensors -> one float batch (B, 3, size, size) in the model's input convention, each
+    image fitted as ``resize`` says (``worker.nets.framing``; padding takes the model's zero input)."""
+    fill = denormalize(torch.zeros(3, 1, 1, device=device), mode).flatten()
+    batch = torch.stack([fit(img.to(device=device, dtype=torch.float32), size, resize, fill) for img in images])
     batch = normalize(batch, mode)
     return batch.contiguous(memory_format=torch.channels_last) if prefers_channels_last(device) else batch
 

@@ -40,6 +40,14 @@ def resize_map(saliency: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(saliency, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+def map_to_image(values: np.ndarray, matrix: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A map on the model's grid laid onto an image of ``width`` x ``height``: ``matrix`` (2x3) takes each
+    image pixel to its place in the map (``Framing.image_to_grid``); bilinear, 0 outside the map."""
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    source = np.ascontiguousarray(values, dtype=np.float32)
+    return cv2.warpAffine(source, matrix, (width, height), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
 def colorize(saliency01: np.ndarray, colormap: str) -> np.ndarray:
     """RGB uint8 picture of a [0, 1] map."""
     gray = np.clip(saliency01 * 255.0 + 0.5, 0, 255).astype(np.uint8)

@@ -14,6 +14,7 @@ from torch import nn
 
 from shared.errors import InvalidInput
 from shared.specs.optvis import FiltersSpec
+from worker.nets.framing import Framing, framing
 from worker.nets.zoo import preprocess
 from worker.optvis.hooks import capture, find_module
 from worker.pictures import images as pictures
@@ -90,7 +91,9 @@ class FiltersPipeline(MapPipeline):
             self.ctx.write_job(FILTER_GRID, pictures.encode_png(filter_grid(conv.weight)), "image/png")
             self._grid_written = True
         tensors = [torch.from_numpy(item.image).permute(2, 0, 1) for item in items]
-        inputs = preprocess(tensors, loaded.ref.input_size, loaded.ref.preprocessing, self.ctx.device)
+        inputs = preprocess(
+            tensors, loaded.ref.input_size, loaded.ref.preprocessing, self.ctx.device, loaded.ref.resize
+        )
         with torch.no_grad(), capture(loaded.module, self.spec.layers) as activations:
             loaded.module(inputs)
             acts = {layer: activations[layer].detach().float() for layer in self.spec.layers}
@@ -106,7 +109,9 @@ class FiltersPipeline(MapPipeline):
                 outcome.outputs[f"activations:{layer}"] = self.ctx.write(
                     item, f"activations-{layer}.png", pictures.encode_png(sheet), "image/png"
                 )
-                outcome.outputs[f"overlay:{layer}"] = self._overlay(item, layer, act[row, order[0]])
+                height, width = item.image.shape[:2]
+                frame = framing(width, height, loaded.ref.input_size, loaded.ref.resize)
+                outcome.outputs[f"overlay:{layer}"] = self._overlay(item, layer, act[row, order[0]], frame)
                 outcome.data["layers"][layer] = {
                     "most_active": order[0],
                     "top_channels": [{"channel": c, "mean": round(float(means[c]), 6)} for c in order[:5]],
@@ -115,11 +120,14 @@ class FiltersPipeline(MapPipeline):
             outcomes.append(outcome)
         return outcomes
 
-    def _overlay(self, item: Item, layer: str, channel_map: torch.Tensor) -> str:
+    def _overlay(self, item: Item, layer: str, channel_map: torch.Tensor, frame: Framing) -> str:
+        """The channel's map laid over the image where the model saw it (``frame``)."""
         height, width = item.image.shape[:2]
         side = pictures.fit_within(width, height, 1024)
         image = item.image if (width, height) == side else cv2.resize(item.image, side, interpolation=cv2.INTER_AREA)
-        heat = pictures.resize_map(pictures.normalise(channel_map.cpu().numpy()), *side)
+        values = pictures.normalise(channel_map.cpu().numpy())
+        matrix = frame.image_to_grid(*side, values.shape[0], self.ctx.model(self.spec.model).ref.input_size)
+        heat = pictures.map_to_image(values, matrix, *side)
         blended = pictures.overlay(image, pictures.colorize(heat, "inferno"), 0.7, heat)
         return self.ctx.write(item, f"overlay-{layer}.jpg", pictures.encode_jpeg(blended), "image/jpeg")
 

@@ -54,7 +54,7 @@ class InversionPipeline(MapPipeline):
         loaded = self.ctx.model(spec.model)
         mode = loaded.ref.preprocessing
         tensors = [torch.from_numpy(item.image).permute(2, 0, 1) for item in items]
-        inputs = preprocess(tensors, loaded.ref.input_size, mode, device)
+        inputs = preprocess(tensors, loaded.ref.input_size, mode, device, loaded.ref.resize)
         originals = to_uint8(denormalize(inputs, mode) / 255.0)
         base = RenderSettings(
             steps=spec.steps,

@@ -15,11 +15,13 @@ import torch
 from shared.errors import InvalidInput
 from shared.specs.base import Unit
 from shared.specs.saliency import SaliencySpec, TopClasses
+from worker.nets.framing import Framing
 from worker.nets.zoo import preprocess
 from worker.pictures import images as render
 from worker.pipelines import checks
 from worker.pipelines.base import Item, LoadedModel, MapPipeline, Outcome, PipelineContext
 from worker.pipelines.predictions import label, predictions
+from worker.pipelines.saliency_pictures import field_in_image, frame_of, on_image, receptive_field_picture
 from worker.saliency import attribution, objects, quality
 from worker.saliency.model_maps import MapOptions, model_maps
 from worker.saliency.spectral import spectral_residual
@@ -126,10 +128,10 @@ class SaliencyPipeline(MapPipeline):
         loaded = self.ctx.model(self.spec.model)
         size, mode = loaded.ref.input_size, loaded.ref.preprocessing
         tensors = [torch.from_numpy(item.image).permute(2, 0, 1) for item in items]
-        inputs = preprocess(tensors, size, mode, self.ctx.device)
+        inputs = preprocess(tensors, size, mode, self.ctx.device, loaded.ref.resize)
         if isinstance(self.spec.target, Unit):
             return self._units(items, loaded, inputs, self.spec.target)
-        black = preprocess([torch.zeros(3, 1, 1, dtype=torch.uint8)], size, mode, self.ctx.device)
+        black = preprocess([torch.zeros(3, 1, 1, dtype=torch.uint8)], size, mode, self.ctx.device)  # all black
         targets: list[int | torch.Tensor | None]
         if isinstance(self.spec.target, TopClasses):
             with torch.no_grad():
@@ -147,6 +149,7 @@ class SaliencyPipeline(MapPipeline):
         outcomes = []
         for row, item in enumerate(items):
             outcome = self._outcome(item)
+            frame = frame_of(item, loaded)
             outcome.data["predictions"] = predictions(loaded, results[0].logits[row], self.spec.top_k)
             if item.truth is not None and "box" in item.truth:
                 outcome.data["quality"] = self._quality(
@@ -157,12 +160,13 @@ class SaliencyPipeline(MapPipeline):
                     int(results[0].targets[row]),
                     item,
                     item.truth,
+                    frame,
                 )
             explained = []
             for rank, result in enumerate(results, start=1):
                 suffix = f"_rank{rank}" if len(results) > 1 else ""
                 signed = result.signed[row].cpu().numpy() if self.spec.signed and result.signed is not None else None
-                self._add_maps(outcome, item, result.maps[row].cpu().numpy(), suffix, signed)
+                self._add_maps(outcome, item, result.maps[row].cpu().numpy(), suffix, signed, frame)
                 cls = int(result.targets[row])
                 explained.append({"class": cls, "label": label(loaded.class_names, cls), "outputs_suffix": suffix})
             outcome.data["target"] = explained[0] if len(explained) == 1 else None
@@ -180,12 +184,12 @@ class SaliencyPipeline(MapPipeline):
         target: int,
         item: Item,
         truth: dict[str, Any],
+        frame: Framing,
     ) -> dict[str, Any]:
         """Pointing game and deletion curves against the item's ground-truth box (model resolution)."""
         height, width = item.image.shape[:2]
-        size = saliency.shape[0]
         x0, y0, x1, y1 = truth["box"]
-        box = (x0 * size / width, y0 * size / height, x1 * size / width, y1 * size / height)
+        box = frame.to_model((x0, y0, x1, y1))
         generator = torch.Generator().manual_seed(item.index)
         fill = attribution.baseline_for(x, self.spec.deletion_fill, black)
         by_map, random = quality.deletion_curves(
@@ -204,19 +208,20 @@ class SaliencyPipeline(MapPipeline):
     def _units(self, items: list[Item], loaded: LoadedModel, inputs: torch.Tensor, unit: Unit) -> list[Outcome]:
         channels = unit.channel if isinstance(unit.channel, list) else [unit.channel]
         results = [unit_saliency(loaded.module, inputs, unit.layer, c, unit.position) for c in channels]
-        size = loaded.ref.input_size
         outcomes = []
         for row, item in enumerate(items):
             outcome = self._outcome(item)
+            frame = frame_of(item, loaded)
             described, tiles = [], []
             for channel, result in zip(channels, results, strict=True):
                 suffix = f"_ch{channel}" if len(channels) > 1 else ""
                 saliency = result.maps[row].cpu().numpy()
                 signed = result.signed[row].cpu().numpy() if self.spec.signed else None
-                self._add_maps(outcome, item, saliency, suffix, signed)
-                field = _field_in_image(result.support[row], item.image.shape[:2], size)
+                self._add_maps(outcome, item, saliency, suffix, signed, frame)
+                field = field_in_image(result.support[row], item.image.shape[:2], frame)
                 if field is not None:
-                    tile = _receptive_field_picture(item.image, saliency, field, self.spec.colormap)
+                    laid = on_image(saliency, frame, item.image.shape[1], item.image.shape[0])
+                    tile = receptive_field_picture(item.image, laid, field, self.spec.colormap)
                     tiles.append(render.caption(tile, f"{unit.layer}:{channel}  {float(result.activations[row]):.3g}"))
                     data = render.encode_jpeg(tile)
                     outcome.outputs["receptive_field" + suffix] = self.ctx.write(
@@ -250,11 +255,23 @@ class SaliencyPipeline(MapPipeline):
         return Outcome(data={"width": width, "height": height, "method": self.spec.method})
 
     def _add_maps(
-        self, outcome: Outcome, item: Item, saliency: np.ndarray, suffix: str = "", signed: np.ndarray | None = None
+        self,
+        outcome: Outcome,
+        item: Item,
+        saliency: np.ndarray,
+        suffix: str = "",
+        signed: np.ndarray | None = None,
+        frame: Framing | None = None,
     ) -> None:
+        """Heatmap, overlay and the optional raw and signed maps. ``frame``: how the image sat in the model's
+        input (model-based maps are on that grid); None for a map already at the image's own size."""
         height, width = item.image.shape[:2]
         out_w, out_h = render.fit_within(width, height, self.spec.max_output_side)
-        full = render.normalise(render.resize_map(saliency, out_w, out_h), self.spec.clip_percentile)
+
+        def shown(values: np.ndarray) -> np.ndarray:
+            return render.resize_map(values, out_w, out_h) if frame is None else on_image(values, frame, out_w, out_h)
+
+        full = render.normalise(shown(saliency), self.spec.clip_percentile)
         picture = render.resize_map(item.image, out_w, out_h) if (out_w, out_h) != (width, height) else item.image
         heat = render.colorize(full, self.spec.colormap)
         overlay = render.overlay(picture, heat, self.spec.overlay_alpha, full)
@@ -273,29 +290,7 @@ class SaliencyPipeline(MapPipeline):
                 "dtype": str(values.dtype),
             }
         if signed is not None:
-            diverging = render.diverging(render.resize_map(signed, out_w, out_h), self.spec.clip_percentile)
+            diverging = render.diverging(shown(signed), self.spec.clip_percentile)
             outcome.outputs["signed" + suffix] = write(
                 item, f"signed{suffix}.png", render.encode_png(diverging), "image/png"
             )
-
-
-def _field_in_image(box: tuple[int, int, int, int] | None, shape: tuple[int, ...], size: int) -> list[int] | None:
-    """A box in the model's input grid -> image pixels (the image was resized whole to size x size)."""
-    if box is None:
-        return None
-    height, width = shape[0], shape[1]
-    x0, y0 = int(box[0] * width / size), int(box[1] * height / size)
-    return [x0, y0, max(x0 + 1, round(box[2] * width / size)), max(y0 + 1, round(box[3] * height / size))]
-
-
-def _receptive_field_picture(image: np.ndarray, saliency: np.ndarray, box: list[int], colormap: str) -> np.ndarray:
-    """The image inside the unit's receptive field beside the gradient there, both 160 px tall."""
-    height, width = image.shape[:2]
-    x0, y0, x1, y1 = box
-    heat = render.colorize(render.normalise(render.resize_map(saliency, width, height), 99.5), colormap)
-    crops = [image[y0:y1, x0:x1], heat[y0:y1, x0:x1]]
-    scale = 160 / max(1, y1 - y0)
-    target_w = max(1, round((x1 - x0) * scale))
-    resized = [render.resize_map(crop, target_w, 160) for crop in crops]
-    gap = np.full((160, 4, 3), 255, dtype=np.uint8)
-    return np.concatenate([resized[0], gap, resized[1]], axis=1)

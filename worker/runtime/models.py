@@ -54,7 +54,7 @@ class ModelCache:
 
     def _load(self, ref: ModelRef, tenant: str, device: torch.device) -> LoadedModel:
         if ref.job is not None:
-            return self._load_trained(ref.job, tenant, device)
+            return self._load_trained(ref.job, tenant, device, ref.resize)
         with torch.random.fork_rng(devices=[]):  # a seeded network, without touching the process's generator
             torch.manual_seed(ref.seed)
             module = zoo.build(ref.arch or "", ref.num_classes)
@@ -76,7 +76,7 @@ class ModelCache:
             names = None
         return LoadedModel(module=module, ref=ref, class_names=names)
 
-    def _load_trained(self, job_id: str, tenant: str, device: torch.device) -> LoadedModel:
+    def _load_trained(self, job_id: str, tenant: str, device: torch.device, resize: str) -> LoadedModel:
         """A classifier that a training job left: its config says how to feed and read it."""
         trained = self.trained(job_id, tenant, device, "classifier")
         config = trained.config
@@ -86,6 +86,7 @@ class ModelCache:
             preprocessing=config["preprocessing"],
             input_size=config["input_size"],
             class_names=config["class_names"],
+            resize=resize,
         )
         return LoadedModel(module=trained.module, ref=ref, class_names=list(config["class_names"]))
 

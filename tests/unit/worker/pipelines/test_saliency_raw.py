@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 import torch
 
 from shared.kinds import parse_spec
@@ -35,3 +36,25 @@ def test_the_gradient_raw_map_is_the_gradient_at_the_models_input_grid() -> None
     }
     np.testing.assert_allclose(raw.astype(np.float32), expected, rtol=2e-3, atol=1e-3 * float(expected.max()))
     assert float(raw.max()) != 1.0  # its own units
+
+
+@pytest.mark.parametrize("resize", ["squash", "center_crop", "pad"])
+def test_every_framing_gives_pictures_of_the_image_and_fields_inside_it(resize: str) -> None:
+    from PIL import Image
+
+    model = {**TINY, "resize": resize}
+    image = decode_image(png(90, 40, seed=4), max_pixels=10**7, max_bytes=10**7)
+    for target in ("predicted", {"layer": "features.6", "channel": 1}):
+        spec = parse_spec(
+            {"kind": "saliency", "method": "gradient", "model": model, "target": target, "input": "upload://x"}
+        )
+        ctx = RecordingContext()
+        (outcome,) = SaliencyPipeline(spec, ctx).run_batch([Item(0, "a.png", image)])  # type: ignore[arg-type]
+        heat = np.asarray(Image.open(io.BytesIO(ctx.written[outcome.outputs["heatmap"]])))
+        assert heat.shape == (40, 90, 3)
+        if isinstance(target, dict):
+            x0, y0, x1, y1 = outcome.data["unit"]["receptive_field"]
+            assert 0 <= x0 < x1 <= 90 and 0 <= y0 < y1 <= 40
+        if resize == "center_crop":  # nothing was seen outside the crop: nothing is drawn there
+            gray = heat.astype(int)
+            assert (gray[:, :5] == gray[0, 0]).all() and (gray[:, -5:] == gray[0, 0]).all()
