@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shared.models import ModelRef
 
 _UPLOAD_OR_S3 = r"upload://[A-Za-z0-9_-]+|s3://[a-z0-9][a-z0-9.-]{1,62}/\S*"
-_INPUT = re.compile(rf"^({_UPLOAD_OR_S3}|builtin:shapes(\?n=\d{{1,6}}(&seed=\d{{1,9}})?)?)$")
+_INPUT = re.compile(rf"^({_UPLOAD_OR_S3}|builtin:(captioned_)?shapes(\?n=\d{{1,6}}(&seed=\d{{1,9}})?)?)$")
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,8 @@ class ArchiveSpec(SpecBase):
         ...,
         description=(
             "upload://ID (from POST /v1/uploads), s3://bucket/archive.tar|.tar.gz|.zip, s3://bucket/prefix/, or "
-            "builtin:shapes[?n=200&seed=12345] (generated shapes with ground-truth boxes: quality figures)"
+            "builtin:shapes[?n=200&seed=12345] (generated shapes with ground-truth boxes: quality figures), "
+            "builtin:captioned_shapes[?n=..&seed=..] (generated scenes with captions and boxes)"
         ),
         examples=["upload://u_0123456789abcdef"],
     )
@@ -78,7 +79,8 @@ class ArchiveSpec(SpecBase):
     def _input_uri(cls, value: str) -> str:
         if not _INPUT.match(value):
             raise ValueError(
-                "input must be upload://ID, s3://bucket/key (an archive), s3://bucket/prefix/ or builtin:shapes[?n=N&seed=S]"
+                "input must be upload://ID, s3://bucket/key (an archive), s3://bucket/prefix/ or "
+                "builtin:shapes|captioned_shapes[?n=N&seed=S]"
             )
         return value
 

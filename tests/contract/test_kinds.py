@@ -25,6 +25,7 @@ from shared.storage.local import LocalStorage
 from shared.storage.s3 import S3Storage
 from tests.support.contexts import RecordingContext, RecordingTrainingContext
 from tests.support.images import png
+from tests.support.trained import CONTRACT_CAPTIONER, tiny_captioner
 from worker.inputs.decode import decode_image
 from worker.kinds import map_plugin, plugin_of, training_plugin
 from worker.optvis.hooks import hook_count
@@ -32,6 +33,22 @@ from worker.pipelines.base import Item
 from worker.pipelines.plugin import MapPlugin, TrainingPlugin
 
 TINY = {"arch": "tiny_cnn", "num_classes": 4, "input_size": 32, "preprocessing": "unit"}
+TINY_CAPTIONING = {
+    "input": "builtin:captioned_shapes",
+    "train_items": 128,
+    "val_items": 10,
+    "test_items": 10,
+    "image_size": 32,
+    "encoder": {"arch": "tiny_cnn", "input_size": 32, "preprocessing": "unit"},
+    "embed_dim": 8,
+    "attention_dim": 8,
+    "decoder_dim": 16,
+    "epochs": 2,
+    "batch_size": 16,
+    "max_length": 20,
+}
+TRAINED = {CONTRACT_CAPTIONER: tiny_captioner()}
+"""Models of earlier training jobs that the apply kinds' specs refer to."""
 
 SPECS: dict[str, list[dict[str, Any]]] = {
     "saliency": [
@@ -47,6 +64,20 @@ SPECS: dict[str, list[dict[str, Any]]] = {
     "filters": [{"model": TINY, "layers": ["features.2"]}],
     "deepdream": [{"model": TINY, "layers": {"features.6": 1.0}, "octaves": 2, "steps": 2, "tile_size": 0}],
     "classifier_train": [{"input": "builtin:digits", "input_size": 16, "epochs": 2, "batch_size": 64}],
+    "captioning_train": [
+        {**TINY_CAPTIONING, "attention": attention, "fine_tune": fine_tune}
+        for attention, fine_tune in (("soft", False), ("hard", False), ("soft", True))
+    ],
+    "caption": [
+        {"model": {"job": CONTRACT_CAPTIONER}, "beam_size": 3, "max_length": 6, "raw_maps": True},
+        {
+            "model": {"job": CONTRACT_CAPTIONER},
+            "beam_size": 1,
+            "max_length": 4,
+            "attention_figure": False,
+            "raw_maps": True,
+        },
+    ],
 }
 
 CASES = [(name, index) for name, variants in SPECS.items() for index in range(len(variants))]
@@ -93,7 +124,7 @@ def _items(spec: Any) -> list[Item]:
 
 
 def _run_map(spec: Any) -> tuple[RecordingContext, list[dict[str, Any]]]:
-    ctx = RecordingContext()
+    ctx = RecordingContext(trained=TRAINED)
     pipeline = map_plugin(spec.kind).pipeline(spec, ctx)
     pipeline.check()
     items = _items(spec)
