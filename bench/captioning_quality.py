@@ -39,8 +39,8 @@ TRAIN: dict[str, Any] = {
     "attention_dim": 128,
     "decoder_dim": 256,
     "learning_rate": 1e-3,
-    "epochs": 15,
-    "patience": 4,
+    "epochs": 20,
+    "patience": 5,
     "beam_size": 3,
     "step_seconds": 300,
 }

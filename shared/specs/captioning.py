@@ -100,7 +100,7 @@ class CaptioningTrainSpec(TrainingSpec):
         1.0,
         ge=0.0,
         le=100.0,
-        description="lambda of the penalty lambda * sum_i (1 - sum_t alpha_ti)^2 (1 in the authors' code)",
+        description="lambda of the doubly stochastic penalty sum_i (1 - sum_t alpha_ti)^2, averaged over the L locations",
     )
     entropy_weight: float = Field(0.01, ge=0.0, le=10.0, description="hard: weight of the attention entropy bonus")
     baseline_decay: float = Field(

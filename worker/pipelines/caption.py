@@ -123,6 +123,8 @@ def sidecars(_spec: CaptionSpec) -> CaptionFiles:
 
 PLUGIN = MapPlugin(
     pipeline=CaptionPipeline,
-    report=ReportHooks(preview=("attention",), caption=caption, summary=CaptionSummary, sections=caption_sections),
+    report=ReportHooks(
+        preview=("attention",), preview_width=960, caption=caption, summary=CaptionSummary, sections=caption_sections
+    ),
     sidecars=sidecars,
 )

@@ -85,7 +85,7 @@ def prepare(spec: CaptioningTrainSpec, data: CaptionSet, encoder: GridEncoder, d
     stacked = torch.from_numpy(np.stack(data.images)).permute(0, 3, 1, 2).contiguous()
     encoder = encoder.to(device).eval().requires_grad_(False)
     # Fine-tuning changes the features: encode one image only, for the grid's shape.
-    features, grid = _features(encoder, stacked[:1] if spec.fine_tune else stacked, spec.encoder.preprocessing, device)
+    features, grid = encode_all(encoder, stacked[:1] if spec.fine_tune else stacked, spec.encoder.preprocessing, device)
     examples = {i: data.images[i] for i in split_images["test"][:EXAMPLES]}
     data.images = []
     return Prepared(
@@ -106,7 +106,7 @@ def prepare(spec: CaptioningTrainSpec, data: CaptionSet, encoder: GridEncoder, d
 
 
 @torch.no_grad()
-def _features(
+def encode_all(
     encoder: GridEncoder, images: torch.Tensor, preprocessing: str, device: torch.device
 ) -> tuple[torch.Tensor, tuple[int, int]]:
     """Every image's annotation vectors (N, L, D) in float16 (half the memory; far below the features'

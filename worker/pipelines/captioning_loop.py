@@ -92,21 +92,22 @@ class CaptionTrainer:
         features = self.data.annotations(self.data.caption_image[picked], self.encoder, spec.encoder.preprocessing)
         out = self.decoder(features, inputs, hard=self.hard, generator=generator)
         token_loss = F.cross_entropy(out.logits.transpose(1, 2), targets, reduction="none") * mask
-        # Per caption as in the authors' code: the caption's negative log-likelihood (summed over its
-        # words) plus lambda times the penalty (summed over locations), averaged over the batch.
-        caption_nll = token_loss.sum(dim=1)
-        penalty = doubly_stochastic_penalty(out.alphas, mask).mean()
-        loss = caption_nll.mean() + spec.doubly_stochastic * penalty
+        tokens = mask.sum().clamp_min(1)
+        cross_entropy = token_loss.sum() / tokens
+        # Normalised as the widely used PyTorch tutorial does: cross-entropy per word, plus lambda times the
+        # penalty averaged over the L locations. (Summed over locations against a per-word loss, the
+        # penalty's floor (L - T)^2 / L dwarfs the captions' loss and flattens every attention map.)
+        penalty = doubly_stochastic_penalty(out.alphas, mask).mean() / out.alphas.shape[-1]
+        loss = cross_entropy + spec.doubly_stochastic * penalty
         if self.hard and out.location_log_probs is not None and out.entropy is not None:
             # REINFORCE (Xu et al. eq. 12): the reward of the sampled locations is log p(y | locations),
             # less a moving-average baseline; the entropy bonus keeps the attention from collapsing early.
-            reward = -caption_nll.detach()
+            reward = -token_loss.sum(dim=1).detach()
             baseline = float(reward.mean()) if self.baseline is None else self.baseline
             chosen = (out.location_log_probs * mask).sum(dim=1)
             entropy = (out.entropy * mask).sum(dim=1)
-            loss = loss - ((reward - baseline) * chosen + spec.entropy_weight * entropy).mean()
+            loss = loss - ((reward - baseline) * chosen + spec.entropy_weight * entropy).sum() / tokens
             self.baseline = spec.baseline_decay * baseline + (1.0 - spec.baseline_decay) * float(reward.mean())
-        cross_entropy = token_loss.sum() / mask.sum().clamp_min(1)
         self.optimizer.zero_grad(set_to_none=True)
         if self.encoder_optimizer is not None:
             self.encoder_optimizer.zero_grad(set_to_none=True)
