@@ -2,7 +2,8 @@
 
 - Training epoch: the tutorial's loop (a ``DataLoader`` over (image, caption) pairs, the frozen encoder
   recomputed for every pair of every batch, captions sorted by length and the batch shrunk step by step,
-  ``pack_padded_sequence`` for the loss, gradients clipped by value) against Fovea's ``captioning_train``
+  ``pack_padded_sequence`` for the loss, gradients clipped by value; the images come from memory, with no
+  loader worker, where the tutorial reads HDF5 through one) against Fovea's ``captioning_train``
   loop (``CaptionTrainer``: every image encoded once, its features cached and reused; batched teacher
   forcing). Five captions per image, as in COCO and Flickr8k. The one-time feature pass is printed too.
 - Captioning: the tutorial's ``caption_image_beam_search`` (one image at a time, beam 5) against Fovea's
