@@ -114,7 +114,9 @@ class CaptioningTrainSpec(TrainingSpec):
         5, ge=0, le=1000, description="Stop after this many epochs without a better validation BLEU-4 (0: never)"
     )
     beam_size: int = Field(3, ge=1, le=20, description="Beam width of the test-split figures")
-    min_word_count: int = Field(1, ge=1, le=10_000, description="Rarer training words become <unk>")
+    min_word_count: int = Field(
+        5, ge=1, le=10_000, description="Rarer training words become <unk> (5: the usual tutorial)"
+    )
     max_length: int = Field(50, ge=2, le=500, description="Longer captions (in words) are left out of training")
     lowercase: bool = True
     strip_punctuation: bool = Field(True, description="Tokens are runs of letters, digits and apostrophes")
