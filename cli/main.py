@@ -26,6 +26,8 @@ EPILOG = """examples:
   fovea submit -s kind=deepdream -s input=photos.tar -s preset=keras --wait     # inception5h preset, mixed4c
   fovea submit -s kind=inversion -s input=photos.tar -s 'layers=["conv2d0", "mixed3b", "mixed4c"]' --wait
   fovea submit -s kind=filters -s input=photos.tar -s 'layers=["conv2d0", "mixed4c"]' --wait
+  fovea submit -s kind=captioning_train -s input=builtin:captioned_shapes --wait   # Show, Attend and Tell
+  fovea submit -s kind=caption -s input=coco_val.tar -s 'model={"job": "JOB_ID"}' -s beam_size=5 --wait
 
 Exit codes: 0 the job succeeded with every item ok (or the command did what it says); 1 the job
 failed or was canceled (or the API refused); 2 a spec or argument is wrong (each field and its problem is

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Union
 from pydantic import Field, TypeAdapter
 
 from shared.specs.base import ArchiveSpec, SpecBase, TargetsSpec, TrainingSpec
+from shared.specs.captioning import CaptioningTrainSpec, CaptionSpec
 from shared.specs.classifier import ClassifierTrainSpec
 from shared.specs.optvis import DeepDreamSpec, FeatureVisualizationSpec, FiltersSpec, InversionSpec
 from shared.specs.saliency import SaliencySpec
@@ -103,6 +104,21 @@ _ENTRIES = (
         "worker.pipelines.classifier_train",
         "Train or fine-tune a classifier to explain",
         produces="classifier",
+    ),
+    Kind(
+        "captioning_train",
+        CaptioningTrainSpec,
+        Shape.TRAIN,
+        "worker.pipelines.captioning_train",
+        "Train a Show, Attend and Tell captioner (soft or hard attention) on a caption set",
+        produces="captioner",
+    ),
+    Kind(
+        "caption",
+        CaptionSpec,
+        Shape.MAP,
+        "worker.pipelines.caption",
+        "Caption images by beam search with a trained captioner, one attention map per word",
     ),
 )
 

@@ -15,7 +15,7 @@ from shared.models import ModelRef
 from shared.strict import RequestModel
 from shared.uris import parse_s3_uri
 
-_INPUT = re.compile(r"^(upload://[A-Za-z0-9_-]+|s3://\S+|builtin:shapes(\?n=\d{1,6}(&seed=\d{1,9})?)?)$")
+_INPUT = re.compile(r"^(upload://[A-Za-z0-9_-]+|s3://\S+|builtin:(captioned_)?shapes(\?n=\d{1,6}(&seed=\d{1,9})?)?)$")
 
 
 def check_input_uri(value: str, pattern: re.Pattern[str], usage: str) -> str:
@@ -97,7 +97,8 @@ class ArchiveSpec(SpecBase):
         ...,
         description=(
             "upload://ID (from POST /v1/uploads), s3://bucket/archive.tar|.tar.gz|.zip, s3://bucket/prefix/, or "
-            "builtin:shapes[?n=200&seed=12345] (generated shapes with ground-truth boxes: quality figures)"
+            "builtin:shapes[?n=200&seed=12345] (generated shapes with ground-truth boxes: quality figures), "
+            "builtin:captioned_shapes[?n=..&seed=..] (generated scenes with captions and boxes)"
         ),
         examples=["upload://u_0123456789abcdef"],
     )
@@ -108,7 +109,10 @@ class ArchiveSpec(SpecBase):
     @field_validator("input")
     @classmethod
     def _input_uri(cls, value: str) -> str:
-        usage = "input must be upload://ID, s3://bucket/key (an archive), s3://bucket/prefix/ or builtin:shapes[?n=N&seed=S]"
+        usage = (
+            "input must be upload://ID, s3://bucket/key (an archive), s3://bucket/prefix/ or "
+            "builtin:shapes|captioned_shapes[?n=N&seed=S]"
+        )
         return check_input_uri(value, _INPUT, usage)
 
 

@@ -25,6 +25,7 @@ from shared.storage.local import LocalStorage
 from shared.storage.s3 import S3Storage
 from tests.support.contexts import RecordingContext, RecordingTrainingContext
 from tests.support.images import png
+from tests.support.trained import CONTRACT_CAPTIONER, tiny_captioner
 from worker.inputs.decode import decode_image
 from worker.kinds import map_plugin, plugin_of, training_plugin
 from worker.optvis.hooks import hook_count
@@ -32,6 +33,22 @@ from worker.pipelines.base import Item
 from worker.pipelines.plugin import MapPlugin, TrainingPlugin
 
 TINY = {"arch": "tiny_cnn", "num_classes": 4, "input_size": 32, "preprocessing": "unit"}
+TINY_CAPTIONING = {
+    "input": "builtin:captioned_shapes",
+    "train_items": 128,
+    "val_items": 10,
+    "test_items": 10,
+    "image_size": 32,
+    "encoder": {"arch": "tiny_cnn", "input_size": 32, "preprocessing": "unit"},
+    "embed_dim": 8,
+    "attention_dim": 8,
+    "decoder_dim": 16,
+    "epochs": 2,
+    "batch_size": 16,
+    "max_length": 20,
+}
+TRAINED = {CONTRACT_CAPTIONER: tiny_captioner()}
+"""Models of earlier training jobs that the apply kinds' specs refer to."""
 
 SPECS: dict[str, list[dict[str, Any]]] = {
     "saliency": [
@@ -51,6 +68,20 @@ SPECS: dict[str, list[dict[str, Any]]] = {
         {"model": TINY, "layers": {"features.6": 1.0}, "octaves": 2, "steps": 2, "tile_size": 0, "jitter": 8}
     ],
     "classifier_train": [{"input": "builtin:digits", "input_size": 16, "epochs": 2, "batch_size": 64}],
+    "captioning_train": [
+        {**TINY_CAPTIONING, "attention": attention, "fine_tune": fine_tune}
+        for attention, fine_tune in (("soft", False), ("hard", False), ("soft", True))
+    ],
+    "caption": [
+        {"model": {"job": CONTRACT_CAPTIONER}, "beam_size": 3, "max_length": 6, "raw_maps": True},
+        {
+            "model": {"job": CONTRACT_CAPTIONER},
+            "beam_size": 1,
+            "max_length": 4,
+            "attention_figure": False,
+            "raw_maps": True,
+        },
+    ],
 }
 
 CASES = [(name, index) for name, variants in SPECS.items() for index in range(len(variants))]
@@ -97,7 +128,7 @@ def _items(spec: Any) -> list[Item]:
 
 
 def _run_map(spec: Any) -> tuple[RecordingContext, list[dict[str, Any]]]:
-    ctx = RecordingContext()
+    ctx = RecordingContext(trained=TRAINED)
     pipeline = map_plugin(spec.kind).pipeline(spec, ctx)
     pipeline.check()
     items = _items(spec)
@@ -213,7 +244,8 @@ def _picture(data: bytes) -> np.ndarray:
 
 @pytest.mark.parametrize(("name", "index"), [c for c in CASES if KINDS[c[0]].shape is not Shape.TRAIN])
 def test_an_items_result_does_not_depend_on_its_batch_neighbours(name: str, index: int, no_service: None) -> None:
-    """Each item alone (at its own index) against the same item in a batch: equal. oneDNN is off here: its
+    """Each item alone (at its own index) against the same item in a batch: equal to float rounding (a
+    level of an 8-bit picture at most). oneDNN is off here: its
     convolutions choose their algorithm by batch size, and float rounding that differs with the batch can
     flip a max-pool's choice in a random tiny model (a 35% change of one gradient map, measured); without
     it, any difference left is the pipeline's own doing (shared noise, shared transforms, batch statistics)."""
@@ -223,15 +255,18 @@ def test_an_items_result_does_not_depend_on_its_batch_neighbours(name: str, inde
 
 def _compare_alone_and_together(name: str, spec: Any) -> None:
     items = _items(spec)
-    ctx = RecordingContext()
+    ctx = RecordingContext(trained=TRAINED)
     pipeline = map_plugin(name).pipeline(spec, ctx)
     together = pipeline.run_batch(items)
     for item, joint in zip(items, together, strict=True):
-        alone_ctx = RecordingContext()
+        alone_ctx = RecordingContext(trained=TRAINED)
         (single,) = map_plugin(name).pipeline(spec, alone_ctx).run_batch([item])
         assert not _close(single.data, joint.data), (name, item.name, _close(single.data, joint.data)[:3])
         assert set(single.outputs) == set(joint.outputs)
         for output, key in joint.outputs.items():
             a, b = _picture(ctx.written[key]), _picture(alone_ctx.written[single.outputs[output]])
             assert a.shape == b.shape, (name, output)
-            assert np.abs(a - b).max() <= 1e-5 * max(np.abs(a).max(), 1.0), (name, output, np.abs(a - b).max())
+            if ctx.written[key].startswith(b"\x93NUMPY"):  # raw values: to float rounding (batched matmuls)
+                assert np.abs(a - b).max() <= 1e-4 * max(np.abs(a).max(), 1e-12), (name, output)
+            else:  # 8-bit pictures: a value on a rounding edge may land one level apart
+                assert np.abs(a - b).max() <= 1.0, (name, output, np.abs(a - b).max())

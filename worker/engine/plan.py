@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from shared.specs.base import SpecBase, TargetsSpec
 from shared.storage import open_storage
 from shared.storage.base import ObjectInfo
 from worker.inputs.archive import iter_members, unsafe_reason
+from worker.inputs.captioned_shapes import make_scenes
 from worker.inputs.shapes import make_shapes
 from worker.kinds import map_plugin
 from worker.pipelines.plugin import Sidecars
@@ -211,25 +213,34 @@ def _plan_targets(
 def _plan_builtin(
     services: Services, tenant: str, job_id: str, source: BuiltinSource
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
-    """Generated shapes as PNG items, each with its ground truth (class and box) for quality figures."""
-    if source.name != "shapes":
-        raise InvalidInput(f"unknown built-in input {source.name!r}")
+    """Generated images as PNG items, each with its ground truth (class and box, or captions and boxes)."""
     if source.count > services.settings.max_items_per_job:
-        raise InvalidInput(f"builtin:shapes n={source.count} is over FOVEA_MAX_ITEMS_PER_JOB")
-    data = make_shapes(source.count, 64, source.seed)
+        raise InvalidInput(f"builtin:{source.name} n={source.count} is over FOVEA_MAX_ITEMS_PER_JOB")
     shards: list[dict[str, Any]] = []
     writer: _ShardWriter | None = None
-    for index in range(source.count):
+    for index, (name, image, truth) in enumerate(_builtin_items(source)):
         buffer = io.BytesIO()
-        Image.fromarray(data.images[index]).save(buffer, format="PNG")
-        label = int(data.labels[index])
-        truth = {"class": label, "label": data.classes[label], "box": [int(v) for v in data.boxes[index]]}  # type: ignore[index]
+        Image.fromarray(image).save(buffer, format="PNG")
         if writer is None:
             writer = _ShardWriter(services, tenant, job_id, len(shards))
-        writer.add(index, f"shapes/{index:06d}-{data.classes[label]}.png", buffer.getvalue(), truth)
+        writer.add(index, name, buffer.getvalue(), truth)
         if len(writer.entries) >= services.settings.shard_items:
             shards.append(writer.flush())
             writer = None
     if writer is not None:
         shards.append(writer.flush())
     return shards, [], source.count
+
+
+def _builtin_items(source: BuiltinSource) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    if source.name == "shapes":
+        data = make_shapes(source.count, 64, source.seed)
+        for index in range(source.count):
+            label = int(data.labels[index])
+            truth = {"class": label, "label": data.classes[label], "box": [int(v) for v in data.boxes[index]]}  # type: ignore[index]
+            yield f"shapes/{index:06d}-{data.classes[label]}.png", data.images[index], truth
+    elif source.name == "captioned_shapes":
+        for index, scene in enumerate(make_scenes(source.count, 128, source.seed, "apply")):
+            yield f"captioned_shapes/{index:06d}.png", scene.image, scene.truth
+    else:
+        raise InvalidInput(f"unknown built-in input {source.name!r}")

@@ -91,6 +91,8 @@ def _no_sections(_summary: dict[str, Any]) -> list[Section]:
 class ReportHooks:
     preview: tuple[str, ...] = ()
     """Outputs that stand for an item in a gallery, the first one present (else the item's first output)."""
+    preview_width: int | None = None
+    """Show the preview this wide in the gallery instead of a small tile (a strip of panels)."""
     beside: Callable[[str], bool] = _nothing_beside
     """Which other outputs are shown small beside the preview."""
     caption: Callable[[dict[str, Any]], list[str]] = _no_caption

@@ -35,9 +35,15 @@ def _figure(read: Read, hooks: ReportHooks, item: dict[str, Any]) -> str | None:
         return _panels(read, hooks, item, panels)
     outputs: dict[str, str] = item.get("outputs", {})
     preview = next((outputs[n] for n in hooks.preview if n in outputs), next(iter(outputs.values()), None))
-    uri = thumbnail(read, preview) if preview else None
+    wide = hooks.preview_width
+    uri = thumbnail(read, preview, wide or 200) if preview else None
     if uri is None:
         return None
+    if wide:
+        return (
+            f'<figure class="wide"><img src="{uri}" alt="" style="width:auto;max-width:{wide}px">'
+            f"<figcaption>{_caption(hooks, item)}</figcaption></figure>"
+        )
     extras = "".join(
         f'<img class="extra" src="{small}" alt="{escape(name)}" title="{escape(name)}">'
         for name, key in list(outputs.items())[:8]

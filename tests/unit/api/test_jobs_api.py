@@ -167,6 +167,11 @@ def test_bad_specs_are_422_naming_the_field(client: TestClient, patch: dict[str,
         ({"kind": "filters", "input": "upload://u", "layers": []}, "layers"),
         ({"kind": "deepdream", "input": "upload://u", "octave_scale": 0.5}, "octave_scale"),
         ({"kind": "deepdream", "input": "upload://u", "model": {"preset": "nope"}}, "model"),
+        ({"kind": "captioning_train", "input": "builtin:coco"}, "input"),
+        ({"kind": "captioning_train", "input": "builtin:captioned_shapes", "encoder": {"preset": "x"}}, "encoder"),
+        ({"kind": "captioning_train", "input": "builtin:captioned_shapes", "attention": "stochastic"}, "attention"),
+        ({"kind": "caption", "input": "upload://u"}, "model"),
+        ({"kind": "caption", "input": "upload://u", "model": {"job": "j_1"}, "beam_size": 0}, "beam_size"),
     ],
 )
 def test_bad_training_specs_are_422(client: TestClient, spec: dict[str, object], field: str) -> None:
@@ -187,6 +192,20 @@ def test_a_render_job_needs_no_input(client: TestClient) -> None:
 def test_training_job_is_accepted(client: TestClient) -> None:
     response = client.post("/v1/jobs", json={"kind": "classifier_train", "input": "builtin:shapes"}, headers=KEYS)
     assert response.status_code == 201 and response.json()["kind"] == "classifier_train"
+
+
+def test_a_caption_job_needs_a_captioner(client: TestClient) -> None:
+    classifier = client.post("/v1/jobs", json={"kind": "classifier_train", "input": "builtin:shapes"}, headers=KEYS)
+    spec = {"kind": "caption", "input": "builtin:captioned_shapes?n=10", "model": {"job": classifier.json()["id"]}}
+    response = client.post("/v1/jobs", json=spec, headers=KEYS)
+    assert response.status_code == 422, response.text
+    fields = response.json()["error"]["fields"]
+    assert fields[0]["field"] == "model.job" and "needs a captioner" in fields[0]["message"], fields
+    trainer = client.post(
+        "/v1/jobs", json={"kind": "captioning_train", "input": "builtin:captioned_shapes"}, headers=KEYS
+    )
+    response = client.post("/v1/jobs", json={**spec, "model": {"job": trainer.json()["id"]}}, headers=KEYS)
+    assert response.status_code == 201, response.text
 
 
 def test_upload_limits_are_413(client: TestClient) -> None:

@@ -1,0 +1,142 @@
+"""The LSTM decoder of Show, Attend and Tell (Xu et al. 2015, section 3.1.2).
+
+At step t: attention alpha_t over the L locations from h_{t-1}; the context z_t is the alpha-weighted sum
+of the annotation vectors (soft), or the vector at one location drawn from alpha_t (hard; at inference the
+most attended one); the gating scalar beta_t = sigmoid(f_beta(h_{t-1})) scales it; the LSTM reads
+[E y_{t-1}; beta_t z_t]; the deep output layer gives p(y_t) ~ exp(L_o(E y_{t-1} + L_h h_t + L_z z_t)).
+The initial state is an affine map of the mean annotation vector.
+
+Dropout draws its masks from a generator the caller passes (no global random state), so a training run
+resumed from a checkpoint repeats bit for bit; with no generator there is no dropout (inference)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from worker.nets.attention import AdditiveAttention
+
+Glimpse = Literal["soft", "sample", "argmax"]
+
+
+@dataclass
+class Teacher:
+    """A teacher-forced pass over captions: per step logits, attention and (hard) the sampled locations'
+    log-probabilities and the attention's entropy."""
+
+    logits: torch.Tensor  # (B, T, V)
+    alphas: torch.Tensor  # (B, T, L)
+    location_log_probs: torch.Tensor | None = None  # (B, T)
+    entropy: torch.Tensor | None = None  # (B, T)
+
+
+class AttentionDecoder(nn.Module):
+    def __init__(
+        self,
+        vocab_size: int,
+        feature_dim: int,
+        embed_dim: int = 512,
+        attention_dim: int = 512,
+        decoder_dim: int = 512,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.dropout = dropout
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.attention = AdditiveAttention(feature_dim, decoder_dim, attention_dim)
+        self.init_h = nn.Linear(feature_dim, decoder_dim)
+        self.init_c = nn.Linear(feature_dim, decoder_dim)
+        self.gate = nn.Linear(decoder_dim, 1)
+        self.lstm = nn.LSTMCell(embed_dim + feature_dim, decoder_dim)
+        self.out_hidden = nn.Linear(decoder_dim, embed_dim)
+        self.out_context = nn.Linear(feature_dim, embed_dim)
+        self.out = nn.Linear(embed_dim, vocab_size)
+
+    def start(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, L, D) annotation vectors -> attention keys and the initial (h, c)."""
+        mean = features.mean(dim=1)
+        return self.attention.project(features), self.init_h(mean), self.init_c(mean)
+
+    def glimpse(
+        self,
+        features: torch.Tensor,
+        keys: torch.Tensor,
+        h: torch.Tensor,
+        mode: Glimpse,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """alpha_t (B, L), the gated context (B, D), and the chosen location (B,) for hard attention."""
+        alpha = self.attention(keys, h)
+        location = None
+        if mode == "soft":
+            context = torch.bmm(alpha[:, None, :], features).squeeze(1)
+        else:
+            if mode == "sample":
+                location = torch.multinomial(alpha.detach(), 1, generator=generator).squeeze(1)
+            else:
+                location = alpha.argmax(dim=1)
+            context = features[torch.arange(len(features), device=features.device), location]
+        return alpha, torch.sigmoid(self.gate(h)) * context, location
+
+    def advance(
+        self, words: torch.Tensor, context: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One LSTM step: the deep output's pre-projection (B, m) and the new (h, c)."""
+        embedded = self.embedding(words)
+        h, c = self.lstm(torch.cat([embedded, context], dim=1), (h, c))
+        return embedded + self.out_hidden(h) + self.out_context(context), h, c
+
+    def _drop(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        if generator is None or self.dropout == 0.0:
+            return x
+        keep = torch.rand(x.shape, generator=generator, device=x.device) >= self.dropout
+        return x * keep.to(x.dtype) / (1.0 - self.dropout)
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        inputs: torch.Tensor,
+        *,
+        hard: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> Teacher:
+        """Teacher forcing: ``inputs`` (B, T) are <start> w1 ... w_{T-1}; step t predicts word t+1.
+        ``generator`` draws dropout masks and (hard) locations; None: no dropout, argmax locations."""
+        keys, h, c = self.start(features)
+        mode: Glimpse = "soft" if not hard else ("sample" if generator is not None else "argmax")
+        deep, alphas, log_probs, entropies = [], [], [], []
+        for t in range(inputs.shape[1]):
+            alpha, context, location = self.glimpse(features, keys, h, mode, generator)
+            out, h, c = self.advance(inputs[:, t], context, h, c)
+            deep.append(out)
+            alphas.append(alpha)
+            if hard:
+                log_alpha = torch.log(alpha.clamp_min(1e-12))
+                if location is not None:
+                    log_probs.append(log_alpha.gather(1, location[:, None]).squeeze(1))
+                entropies.append(-(alpha * log_alpha).sum(dim=1))
+        logits = self.out(self._drop(torch.stack(deep, dim=1), generator))
+        return Teacher(
+            logits,
+            torch.stack(alphas, dim=1),
+            torch.stack(log_probs, dim=1) if log_probs else None,
+            torch.stack(entropies, dim=1) if entropies else None,
+        )
+
+    @torch.no_grad()
+    def step(
+        self,
+        features: torch.Tensor,
+        keys: torch.Tensor,
+        h: torch.Tensor,
+        c: torch.Tensor,
+        words: torch.Tensor,
+        hard: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One inference step: log-probabilities of the next word (B, V), alpha (B, L), new (h, c)."""
+        alpha, context, _ = self.glimpse(features, keys, h, "argmax" if hard else "soft")
+        out, h, c = self.advance(words, context, h, c)
+        return torch.log_softmax(self.out(out), dim=-1), alpha, h, c

@@ -1,0 +1,73 @@
+"""Does the model look at what it names? For scenes whose objects' boxes are known (``captioned_shapes``):
+for each object word of a generated caption, whether the peak of the attention that produced it falls
+inside that object's box, and by chance (the box's share of the image).
+
+The k-th generated mention of a kind ("circle") is matched to the first not-yet-matched object of that
+kind in the scene's caption order; a word naming no object of the scene is counted as unmatched. The peak
+is the most attended grid cell, placed at its centre in image pixels (the grid covers the whole image)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def object_word_hits(
+    words: list[str], alphas: np.ndarray, objects: list[dict[str, Any]], image_size: tuple[int, int]
+) -> dict[str, Any]:
+    """words: the caption; alphas: (len(words), H, W); objects: [{"word", "box": [x0, y0, x1, y1]}];
+    image_size: (width, height). Returns {"words": [{"word", "position", "hit", "box_fraction"}], "unmatched"}."""
+    width, height = image_size
+    free = list(range(len(objects)))
+    out, unmatched = [], 0
+    kinds = {str(obj["word"]) for obj in objects}
+    for position, word in enumerate(words):
+        if word not in kinds:
+            continue
+        match = next((i for i in free if objects[i]["word"] == word), None)
+        if match is None:
+            unmatched += 1
+            continue
+        free.remove(match)
+        grid = alphas[position]
+        row, column = np.unravel_index(int(np.argmax(grid)), grid.shape)
+        x = (column + 0.5) * width / grid.shape[1]
+        y = (row + 0.5) * height / grid.shape[0]
+        x0, y0, x1, y1 = objects[match]["box"]
+        out.append(
+            {
+                "word": word,
+                "position": position,
+                "hit": bool(x0 <= x < x1 and y0 <= y < y1),
+                "box_fraction": round((x1 - x0) * (y1 - y0) / float(width * height), 6),
+            }
+        )
+    return {"words": out, "unmatched": unmatched}
+
+
+class HitTotals:
+    """Running sums over items: the share of object words whose attention peak is inside their box."""
+
+    def __init__(self) -> None:
+        self.words = 0
+        self.hits = 0
+        self.chance = 0.0
+        self.unmatched = 0
+
+    def add(self, hits: dict[str, Any]) -> None:
+        for entry in hits["words"]:
+            self.words += 1
+            self.hits += int(entry["hit"])
+            self.chance += float(entry["box_fraction"])
+        self.unmatched += int(hits["unmatched"])
+
+    def result(self) -> dict[str, Any] | None:
+        if not self.words:
+            return None
+        return {
+            "object_words": self.words,
+            "attention_in_box": round(self.hits / self.words, 4),
+            "attention_in_box_chance": round(self.chance / self.words, 4),
+            "unmatched_object_words": self.unmatched,
+        }
