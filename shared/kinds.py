@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Union
 
 from pydantic import Field, TypeAdapter
 
+from shared.specs.autoencoder import AutoencoderApplySpec, AutoencoderTrainSpec
 from shared.specs.base import ArchiveSpec, SpecBase, TargetsSpec, TrainingSpec
 from shared.specs.classifier import ClassifierTrainSpec
 from shared.specs.optvis import DeepDreamSpec, FeatureVisualizationSpec, FiltersSpec, InversionSpec
@@ -103,6 +104,21 @@ _ENTRIES = (
         "worker.pipelines.classifier_train",
         "Train or fine-tune a classifier to explain",
         produces="classifier",
+    ),
+    Kind(
+        "autoencoder_train",
+        AutoencoderTrainSpec,
+        Shape.TRAIN,
+        "worker.pipelines.autoencoder_train",
+        "Train an autoencoder (dense, deep, conv, linear, tied, sparse, denoising, multimodal)",
+        produces="autoencoder",
+    ),
+    Kind(
+        "autoencoder_apply",
+        AutoencoderApplySpec,
+        Shape.MAP,
+        "worker.pipelines.autoencoder_apply",
+        "Codes, reconstructions, errors and a 2-D map of an archive through a trained autoencoder",
     ),
 )
 
