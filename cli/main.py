@@ -26,6 +26,11 @@ EPILOG = """examples:
   fovea submit -s kind=deepdream -s input=photos.tar -s preset=keras --wait     # inception5h preset, mixed4c
   fovea submit -s kind=inversion -s input=photos.tar -s 'layers=["conv2d0", "mixed3b", "mixed4c"]' --wait
   fovea submit -s kind=filters -s input=photos.tar -s 'layers=["conv2d0", "mixed4c"]' --wait
+  fovea submit -s kind=autoencoder_train -s input=builtin:mnist -s architecture=conv --wait   # the blog's conv AE
+  fovea submit -s kind=autoencoder_train -s input=builtin:mnist -s architecture=deep -s code_size=2 --wait  # a 2-D code to plot
+  fovea submit -s kind=autoencoder_train -s input=scans.tar -s architecture=conv -s denoising=true -s color=rgb -s input_size=64 --wait
+  fovea submit -s kind=autoencoder_train -s input=builtin:mnist -s architecture=linear -s code_size=32 --wait  # against SVD
+  fovea submit -s kind=autoencoder_apply -s input=photos.tar -s 'model={"job": "JOB_ID"}' --wait  # codes, errors, map
 
 Job kinds and all their fields: the README, or GET /docs on a running API.
 """

@@ -83,8 +83,9 @@ class AutoencoderApply(MapPipeline):
                 errors = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=(1, 2, 3))
             else:
                 errors = (module.activate(logits) - target).pow(2).mean(dim=(1, 2, 3))
-            output = module.activate(logits)
-        codes = code.float().cpu().numpy()
+            output = module.activate(logits).cpu()
+        errors, codes = errors.float().cpu(), code.float().cpu().numpy()  # one transfer per batch
+        attribute_out = attribute_out.float().cpu() if attribute_out is not None else None
         points = Projection.from_config(config["projection"])(codes)
         denoising = bool(config.get("denoising"))
         outcomes = []
@@ -103,8 +104,12 @@ class AutoencoderApply(MapPipeline):
                 "label": item_label(item),
             }
             if attribute_out is not None:
-                outcome.data["attributes"] = self._decoded_attributes(attribute_out[row].float().cpu(), config)
-            outcome.arrays = {"code": codes[row], "map_2d": points[row], "reconstruction_error": np.asarray(error, dtype=np.float32)}
+                outcome.data["attributes"] = self._decoded_attributes(attribute_out[row], config)
+            outcome.arrays = {
+                "code": codes[row],
+                "map_2d": points[row],
+                "reconstruction_error": np.asarray(error, dtype=np.float32),
+            }
             outcomes.append(outcome)
         return outcomes
 

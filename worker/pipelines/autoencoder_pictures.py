@@ -75,10 +75,26 @@ def code_map_png(points: np.ndarray, labels: np.ndarray | None, classes: Sequenc
             chosen = labels == index
             if chosen.any():
                 shown = name if index < _MAX_LEGEND else None
-                axis.scatter(points[chosen, 0], points[chosen, 1], s=size, alpha=0.7, linewidths=0, color=palette(index % 20), label=shown)
+                axis.scatter(
+                    points[chosen, 0],
+                    points[chosen, 1],
+                    s=size,
+                    alpha=0.7,
+                    linewidths=0,
+                    color=palette(index % 20),
+                    label=shown,
+                )
         unlabelled = labels < 0
         if unlabelled.any():
-            axis.scatter(points[unlabelled, 0], points[unlabelled, 1], s=size, alpha=0.5, linewidths=0, color="0.6", label="no class")
+            axis.scatter(
+                points[unlabelled, 0],
+                points[unlabelled, 1],
+                s=size,
+                alpha=0.5,
+                linewidths=0,
+                color="0.6",
+                label="no class",
+            )
     axis.set(title=title, xlabel="map x", ylabel="map y")
     return finish_png(figure, axes)
 

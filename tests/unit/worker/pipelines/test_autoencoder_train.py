@@ -211,3 +211,26 @@ def test_multimodal_class_model_applied_to_class_folders(settings: Settings, ass
     assert "class folder" in items["loose.png"]["error"] and "'letters'" in items["letters/a.png"]["error"]
     decoded = [i for i in items.values() if i["status"] == "ok"]
     assert len(decoded) == 12 and sum(i["attributes"]["class"] == i["label"] for i in decoded) >= 11
+
+
+def test_multimodal_sidecar_model_applied_with_sidecars(settings: Settings) -> None:
+    images = _images(16, size=12)
+    members: dict[str, bytes] = {}
+    for i, data in enumerate(images):
+        members[f"{i}.png"], members[f"{i}.json"] = data, json.dumps([i % 4, 1.0]).encode()
+    spec = {"kind": "autoencoder_train", "input": upload(recording_resources(settings), "t", members), "architecture": "multimodal",
+            "attributes": "sidecar", "input_size": 12, "code_size": 4, "hidden_sizes": [8], "epochs": 2,
+            "batch_size": 4}  # fmt: skip
+    rt, train_id = run(settings, spec)
+    assert rt.services.jobs.get("local", train_id).status == JobStatus.succeeded
+    apply_members = {"a.png": images[0], "a.json": b"[3, 1]", "b.png": images[1], "c.png": images[2],
+                     "c.json": b"[1, 2, 3]", "d.png": images[3], "d.json": b"[1, oops"}  # fmt: skip
+    uri = upload(rt, "ap", apply_members)
+    rt, apply_id = run(settings, {"kind": "autoencoder_apply", "input": uri, "model": {"job": train_id}})
+    manifest = rt.services.storage.get_json(keys.manifest("local", apply_id))
+    items = {item["name"]: item for item in manifest["items"]}
+    assert manifest["total"] == 4  # the JSON members describe images: they are not items
+    assert items["a.png"]["status"] == "ok" and len(items["a.png"]["attributes"]["values"]) == 2
+    assert "no attributes" in items["b.png"]["error"]
+    assert "3 attributes, but the model was trained on 2" in items["c.png"]["error"]
+    assert "d.json" in items["d.png"]["error"] and "not valid JSON" in items["d.png"]["error"]
