@@ -41,6 +41,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "linear": {"architecture": "linear", "code_size": 32, "epochs": 50},  # angles to the top-32 SVD subspace
     "tied": {"architecture": "tied", "epochs": 50},  # against dense: half the weights, comparable loss
     "denoising": {"architecture": "conv", "conv_channels": [32, 32], "denoising": True, "epochs": 100},
+    "denoising-dense": {"architecture": "dense", "denoising": True, "epochs": 50},
     "multimodal": {"architecture": "multimodal", "attributes": "class", "epochs": 50},
 }
 
@@ -81,7 +82,6 @@ def run(name: str, epochs: int | None, step_seconds: float) -> dict[str, Any]:
     if summary.get("principal_angles"):
         angles = summary["principal_angles"]
         out["max_principal_angle_deg"] = angles["max_angle_deg"]
-        out["encoder_max_principal_angle_deg"] = angles["encoder_max_angle_deg"]
     out |= {"seconds": round(seconds, 1), "machine": machine()}
     return out
 

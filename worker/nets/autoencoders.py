@@ -136,10 +136,6 @@ class DenseAutoencoder(Autoencoder):
         """The last decoder layer's (d, k) weight: for the one-layer linear AE, its columns are the basis V."""
         return self._encoder_layer(0).weight.t() if self.tied else self._decoder_layer(-1).weight
 
-    def encoder_weight(self) -> torch.Tensor:
-        """The first encoder layer's (k, d) weight: for the one-layer linear AE, W (its rows span V too)."""
-        return self._encoder_layer(0).weight
-
 
 def conv_last_padding(size: int, layers: int) -> int | None:
     """The padding of the decoder's last convolution that brings it back to ``size`` (1: 'same', 0:

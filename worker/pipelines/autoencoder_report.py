@@ -92,7 +92,7 @@ def training_sections(summary: dict[str, Any]) -> list[Section]:
         text = (
             f"Principal angles between the decoder's column space and the top-{angles['k']} right singular "
             f"vectors of the same centred training data (torch.linalg.svd, {angles['rows']} images): largest "
-            f"{angles['max_angle_deg']:.3f}° (encoder rows: {angles['encoder_max_angle_deg']:.3f}°)."
+            f"{angles['max_angle_deg']:.3f}°."
         )
         table = (("rank", "angle (degrees)"), *((str(i + 1), f"{a:.4f}") for i, a in enumerate(angles["angles_deg"])))
         out.append(Section("Linear autoencoder against SVD", text=text, table=table))

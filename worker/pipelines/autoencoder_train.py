@@ -178,9 +178,9 @@ class AutoencoderTraining(TrainingPipeline):
         if spec.attributes == "class":
             figures["test_attribute_accuracy"] = round(self._class_accuracy(), 4)
         if spec.architecture == "linear" and isinstance(model, DenseAutoencoder):
-            angles = principal_angles(model.decoder_weight(), loop.train_x)
-            encoder = principal_angles(model.encoder_weight().t(), loop.train_x)
-            figures["principal_angles"] = {**angles, "encoder_max_angle_deg": encoder["max_angle_deg"]}
+            # The decoder's columns (the course's V), not the encoder's rows: a pixel that never varies
+            # (MNIST's border) gives its encoder weights no gradient, so W keeps its random part there.
+            figures["principal_angles"] = principal_angles(model.decoder_weight(), loop.train_x)
         return figures
 
     @torch.no_grad()
