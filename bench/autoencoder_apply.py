@@ -7,7 +7,8 @@ matter), then an archive of ``--images`` MNIST test digits (PNG) goes through:
   reconstruction PNG per image written to a folder, the codes saved as one ``.npy``.
 - Fovea: the ``autoencoder_apply`` job in this process on local storage: planning (the archive read and
   repacked into shards), decoding on a reader thread, batches, the input and reconstruction PNGs per
-  image, the shard manifests, and the finaliser's codes array, ranking, map, anomaly sheet and report.
+  image (then without the input's copy, ``write_inputs`` false), the shard manifests, and the
+  finaliser's codes array, ranking, map, anomaly sheet and report.
 - Compute only: the model's forward pass over the same images already in memory, for scale.
 
 One JSON line per figure, with the ratio to the anchor.
@@ -133,6 +134,9 @@ def main() -> None:
         _, fovea = job(rt, settings, spec)
         emit(figure="apply: Fovea job end to end", images_per_second=round(count / fovea, 1),
              ratio=round(seconds / fovea, 2), **where)  # fmt: skip
+        _, lean = job(rt, settings, {**spec, "write_inputs": False})
+        emit(figure="apply: Fovea job, write_inputs false", images_per_second=round(count / lean, 1),
+             ratio=round(seconds / lean, 2), **where)  # fmt: skip
         x = torch.from_numpy(digits[:count, None].copy()).float().div(255.0)
         start = time.perf_counter()
         with torch.no_grad():

@@ -197,6 +197,11 @@ class AutoencoderApplySpec(ArchiveSpec):
     )
     seed: int = Field(0, ge=0, description="Seeds add_noise")
     anomalies: int = Field(24, ge=0, le=256, description="How many of the highest-error images the report shows")
+    write_inputs: bool = Field(
+        True,
+        description="Also write input.png, the image as the model sees it (shown beside its reconstruction); "
+        "false halves the objects written per image",
+    )
     batch_size: int = Field(256, ge=1, le=8192)
 
     def trained_models(self) -> list[TrainedModelUse]:

@@ -63,6 +63,7 @@ SPECS: dict[str, list[dict[str, Any]]] = {
     "autoencoder_apply": [
         {"model": {"job": "contract-autoencoder_train-0"}},
         {"model": {"job": "contract-autoencoder_train-1"}, "add_noise": True, "seed": 3, "anomalies": 2},
+        {"model": {"job": "contract-autoencoder_train-3"}, "write_inputs": False, "batch_size": 2},
     ],
 }  # fmt: skip
 

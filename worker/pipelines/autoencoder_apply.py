@@ -91,7 +91,8 @@ class AutoencoderApply(MapPipeline):
         outcomes = []
         for row, item in enumerate(items):
             outcome = Outcome()
-            outcome.outputs["input"] = self._png(item, "input.png", clean[row])
+            if self.spec.write_inputs:
+                outcome.outputs["input"] = self._png(item, "input.png", clean[row])
             if self.spec.add_noise:
                 outcome.outputs["noisy"] = self._png(item, "noisy.png", inputs[row])
             name = "denoised" if denoising else "reconstruction"

@@ -81,11 +81,11 @@ class ApplySummary:
         entries = []
         for error, _neg, name, outputs in ranked:
             shown = [outputs[n] for n in ("input", "noisy", "denoised", "reconstruction") if n in outputs]
-            if len(shown) >= 2:
+            if shown:
                 entries.append(([_read(files, key) for key in shown], f"{error:.4f} {name[-18:]}"))
         if entries:
             buffer = io.BytesIO()
-            columns = 4 if len(entries[0][0]) == 2 else 3
+            columns = {1: 8, 2: 4}.get(len(entries[0][0]), 3)
             Image.fromarray(anomaly_sheet(entries, columns=columns)).save(buffer, format="PNG")
             files.write_job(ANOMALIES_PICTURE, buffer.getvalue(), "image/png")
         return out
