@@ -97,10 +97,25 @@ def decoder_samples(model: Autoencoder, codes: torch.Tensor, count: int, seed: i
     return model.reconstruct(sampled)
 
 
-def principal_angles(basis: torch.Tensor, images: torch.Tensor, max_rows: int = 60_000) -> dict[str, Any]:
+def pixel_mean(images: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """The mean image in [0, 1] of uint8 images (N, C, S, S), summed in float64 chunk by chunk (a large
+    archive as one float tensor would not fit in memory)."""
+    total = torch.zeros(images.shape[1:], dtype=torch.float64, device=images.device)
+    for start in range(0, len(images), chunk):
+        total += images[start : start + chunk].double().sum(dim=0)
+    return (total / max(len(images), 1) / 255.0).float()
+
+
+SVD_ELEMENTS = 60_000 * 784  # all of MNIST; wider images are compared on fewer rows
+
+
+def principal_angles(basis: torch.Tensor, images: torch.Tensor) -> dict[str, Any]:
     """Angles (degrees, largest first) between the column space of ``basis`` (d, k) and the top-k right
-    singular vectors of the centred data (torch.linalg.svd in float64, of up to ``max_rows`` images)."""
-    data = images[:max_rows].reshape(min(len(images), max_rows), -1).double().div_(255.0)
+    singular vectors of the centred data (torch.linalg.svd in float64), on as many images as keep the
+    data matrix at MNIST's size."""
+    width = int(np.prod(images.shape[1:]))
+    rows = min(len(images), max(SVD_ELEMENTS // width, 2 * basis.shape[1]))
+    data = images[:rows].reshape(rows, -1).double().div_(255.0)
     centred = data - data.mean(dim=0)
     k = basis.shape[1]
     _, singular, vh = torch.linalg.svd(centred, full_matrices=False)

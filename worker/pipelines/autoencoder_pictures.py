@@ -104,7 +104,9 @@ def angles_png(angles_deg: Sequence[float]) -> bytes:
     ranks = np.arange(1, len(angles_deg) + 1)
     axes[0].bar(ranks, sorted(angles_deg), label="principal angle")
     axes[0].axhline(1.0, color="tab:red", linewidth=1, label="1°")
-    axes[0].set(xlabel="angle (smallest first)", ylabel="degrees", title="decoder vs top-k SVD subspace")
+    axes[0].set(
+        xlabel="angle (smallest first)", ylabel="degrees", title=f"decoder vs the top-{len(angles_deg)} SVD subspace"
+    )
     return finish_png(figure, axes)
 
 

@@ -20,6 +20,7 @@ from worker.pipelines.autoencoder_analysis import (
     Projection,
     codes_of,
     fit_projection,
+    pixel_mean,
     principal_angles,
 )
 from worker.pipelines.autoencoder_data import DATA_FIELDS, AutoencoderData, load_data
@@ -86,7 +87,7 @@ class AutoencoderTraining(TrainingPipeline):
             torch.manual_seed(spec.seed)
             model = build_autoencoder(self.network_config())
         if spec.architecture == "linear" and isinstance(model, DenseAutoencoder) and not resuming:
-            model.start_centred(self._loop_data.train_x.float().mean(dim=0).div_(255.0).cpu())
+            model.start_centred(pixel_mean(self._loop_data.train_x).cpu())
         attribute_loss = None
         if spec.attributes is not None:
             attribute_loss = "class" if spec.attributes == "class" else "numbers"

@@ -15,7 +15,7 @@ import torch
 from tests.support.contexts import RecordingTrainingContext
 from worker.inputs.mnist import load_mnist
 from worker.nets.autoencoders import Autoencoder, DenseAutoencoder, weight_count
-from worker.pipelines.autoencoder_analysis import fit_projection, principal_angles
+from worker.pipelines.autoencoder_analysis import fit_projection, pixel_mean, principal_angles
 from worker.pipelines.autoencoder_loop import LoopData, LossSettings, Trainer
 
 
@@ -55,7 +55,9 @@ def test_linear_autoencoder_spans_the_top_singular_vectors() -> None:
     data = LoopData(images[:2500], images[2500:])
     torch.manual_seed(0)
     model = DenseAutoencoder(1, 8, 4, linear=True)
-    model.start_centred(data.train_x.float().mean(dim=0) / 255.0)
+    mean = pixel_mean(data.train_x, chunk=700)  # chunked, as for an archive too large for one float tensor
+    assert torch.allclose(mean, data.train_x.float().mean(dim=0) / 255.0, atol=1e-6)
+    model.start_centred(mean)
     _trained(model, data, LossSettings(loss="mse"), epochs=20, learning_rate=1e-2, schedule="cosine")
     decoder = principal_angles(model.decoder_weight(), data.train_x)
     assert decoder["max_angle_deg"] < 1.0, decoder
