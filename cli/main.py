@@ -28,6 +28,11 @@ EPILOG = """examples:
   fovea submit -s kind=filters -s input=photos.tar -s 'layers=["conv2d0", "mixed4c"]' --wait
   fovea submit -s kind=captioning_train -s input=builtin:captioned_shapes --wait   # Show, Attend and Tell
   fovea submit -s kind=caption -s input=coco_val.tar -s 'model={"job": "JOB_ID"}' -s beam_size=5 --wait
+  fovea submit -s kind=autoencoder_train -s input=builtin:mnist -s architecture=conv --wait   # the blog's conv AE
+  fovea submit -s kind=autoencoder_train -s input=builtin:mnist -s architecture=deep -s code_size=2 --wait  # a 2-D code to plot
+  fovea submit -s kind=autoencoder_train -s input=scans.tar -s architecture=conv -s denoising=true -s color=rgb -s input_size=64 --wait
+  fovea submit -s kind=autoencoder_train -s input=builtin:mnist -s architecture=linear -s code_size=32 --wait  # against SVD
+  fovea submit -s kind=autoencoder_apply -s input=photos.tar -s 'model={"job": "JOB_ID"}' --wait  # codes, errors, map
 
 Exit codes: 0 the job succeeded with every item ok (or the command did what it says); 1 the job
 failed or was canceled (or the API refused); 2 a spec or argument is wrong (each field and its problem is

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Union
 
 from pydantic import Field, TypeAdapter
 
+from shared.specs.autoencoder import AutoencoderApplySpec, AutoencoderTrainSpec
 from shared.specs.base import ArchiveSpec, SpecBase, TargetsSpec, TrainingSpec
 from shared.specs.captioning import CaptioningTrainSpec, CaptionSpec
 from shared.specs.classifier import ClassifierTrainSpec
@@ -119,6 +120,21 @@ _ENTRIES = (
         Shape.MAP,
         "worker.pipelines.caption",
         "Caption images by beam search with a trained captioner, one attention map per word",
+    ),
+    Kind(
+        "autoencoder_train",
+        AutoencoderTrainSpec,
+        Shape.TRAIN,
+        "worker.pipelines.autoencoder_train",
+        "Train an autoencoder (dense, deep, conv, linear, tied, sparse, denoising, multimodal)",
+        produces="autoencoder",
+    ),
+    Kind(
+        "autoencoder_apply",
+        AutoencoderApplySpec,
+        Shape.MAP,
+        "worker.pipelines.autoencoder_apply",
+        "Codes, reconstructions, errors and a 2-D map of an archive through a trained autoencoder",
     ),
 )
 

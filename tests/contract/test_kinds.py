@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import typing
 from collections.abc import Iterator
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -28,8 +29,9 @@ from tests.support.images import png
 from tests.support.trained import CONTRACT_CAPTIONER, tiny_captioner
 from worker.inputs.decode import decode_image
 from worker.kinds import map_plugin, plugin_of, training_plugin
+from worker.nets import zoo
 from worker.optvis.hooks import hook_count
-from worker.pipelines.base import Item
+from worker.pipelines.base import Item, TrainedModel
 from worker.pipelines.plugin import MapPlugin, TrainingPlugin
 
 TINY = {"arch": "tiny_cnn", "num_classes": 4, "input_size": 32, "preprocessing": "unit"}
@@ -47,8 +49,6 @@ TINY_CAPTIONING = {
     "batch_size": 16,
     "max_length": 20,
 }
-TRAINED = {CONTRACT_CAPTIONER: tiny_captioner()}
-"""Models of earlier training jobs that the apply kinds' specs refer to."""
 
 SPECS: dict[str, list[dict[str, Any]]] = {
     "saliency": [
@@ -82,7 +82,23 @@ SPECS: dict[str, list[dict[str, Any]]] = {
             "raw_maps": True,
         },
     ],
-}
+    "autoencoder_train": [
+        {"input": "builtin:mnist", "train_items": 256, "test_items": 32, "epochs": 3, "batch_size": 32},
+        {"input": "builtin:mnist", "architecture": "conv", "denoising": True, "train_items": 192, "test_items": 16,
+         "epochs": 2, "batch_size": 16, "conv_channels": [4, 4]},
+        {"input": "builtin:mnist", "architecture": "linear", "code_size": 4, "train_items": 256, "test_items": 16,
+         "epochs": 3, "batch_size": 32},
+        {"input": "builtin:mnist", "architecture": "tied", "code_size": 2, "hidden_sizes": [16], "train_items": 256,
+         "test_items": 16, "epochs": 3, "batch_size": 32},
+        {"input": "builtin:mnist", "architecture": "multimodal", "attributes": "class", "code_size": 8,
+         "hidden_sizes": [32], "train_items": 256, "test_items": 16, "epochs": 3, "batch_size": 32},
+    ],
+    "autoencoder_apply": [
+        {"model": {"job": "contract-autoencoder_train-0"}},
+        {"model": {"job": "contract-autoencoder_train-1"}, "add_noise": True, "seed": 3, "anomalies": 2},
+        {"model": {"job": "contract-autoencoder_train-3"}, "write_inputs": False, "batch_size": 2},
+    ],
+}  # fmt: skip
 
 CASES = [(name, index) for name, variants in SPECS.items() for index in range(len(variants))]
 
@@ -127,8 +143,34 @@ def _items(spec: Any) -> list[Item]:
     return [Item(i, f"{i}.png", decode_image(data, max_pixels=10**7, max_bytes=10**7)) for i, data in enumerate(images)]
 
 
+@cache
+def _contract_model(name: str) -> TrainedModel:
+    """``{"job": "contract-KIND-N"}``: the model that training kind's N-th contract spec leaves, trained
+    in-process, with the config the engine would store (its kind and model type added)."""
+    kind, index = name.removeprefix("contract-").rsplit("-", 1)
+    ctx = RecordingTrainingContext()
+    trained = _trainer(_spec(kind, int(index)), ctx)
+    trained.train_for(1e9, lambda: False)
+    trained.write_outputs(trained.evaluate())
+    if ctx.model is None:
+        raise RuntimeError(f"{kind} saved no model")
+    tensors, config = ctx.model
+    config = {"kind": kind, "model_type": KINDS[kind].produces, **config}
+    module = training_plugin(kind).load_model(config, tensors)
+    zoo.ready_for_inference(module, torch.device("cpu"))
+    return TrainedModel(module, config)
+
+
+def _trained_for(spec: Any) -> dict[str, TrainedModel]:
+    """The trained models a map spec names: the random captioner, or a contract training spec's model."""
+    return {
+        use.job: tiny_captioner() if use.job == CONTRACT_CAPTIONER else _contract_model(use.job)
+        for use in spec.trained_models()
+    }
+
+
 def _run_map(spec: Any) -> tuple[RecordingContext, list[dict[str, Any]]]:
-    ctx = RecordingContext(trained=TRAINED)
+    ctx = RecordingContext(_trained_for(spec))
     pipeline = map_plugin(spec.kind).pipeline(spec, ctx)
     pipeline.check()
     items = _items(spec)
@@ -255,11 +297,11 @@ def test_an_items_result_does_not_depend_on_its_batch_neighbours(name: str, inde
 
 def _compare_alone_and_together(name: str, spec: Any) -> None:
     items = _items(spec)
-    ctx = RecordingContext(trained=TRAINED)
+    ctx = RecordingContext(_trained_for(spec))
     pipeline = map_plugin(name).pipeline(spec, ctx)
     together = pipeline.run_batch(items)
     for item, joint in zip(items, together, strict=True):
-        alone_ctx = RecordingContext(trained=TRAINED)
+        alone_ctx = RecordingContext(_trained_for(spec))
         (single,) = map_plugin(name).pipeline(spec, alone_ctx).run_batch([item])
         assert not _close(single.data, joint.data), (name, item.name, _close(single.data, joint.data)[:3])
         assert set(single.outputs) == set(joint.outputs)
