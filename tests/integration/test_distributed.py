@@ -49,7 +49,12 @@ def test_archive_with_every_kind_of_broken_member(stack: Stack, tmp_path: Path) 
     assert heatmap.status_code == 200 and heatmap.content.startswith(b"\x89PNG")
     assert httpx.get(results["report"]).text.count("<figure>") > 0
     # Nothing outside the tenant's records, uploads and this job's prefix.
-    allowed = ("tenants/alice/records/", "tenants/alice/uploads/", f"tenants/alice/jobs/{job['id']}/")
+    allowed = (
+        "tenants/alice/records/",
+        "tenants/alice/newest/",
+        "tenants/alice/uploads/",
+        f"tenants/alice/jobs/{job['id']}/",
+    )
     stray = [k for k in all_keys(stack.endpoint, stack.bucket) if not k.startswith(allowed)]  # type: ignore[attr-defined]
     assert stray == []
 
