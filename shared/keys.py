@@ -59,6 +59,10 @@ UNUSED_UPLOADS = "uploads-unused/"
 TENANTS = "tenants/"
 """The root of every tenant's data: the service's own area of the store."""
 
+SERVICE_ROOTS = (TENANTS, LIVE, UNUSED_UPLOADS)
+"""Every top-level prefix the service writes under its storage root: its own areas, which no URI a user
+gives (an input, weights) may reach. A key function here that starts anywhere else is a bug (tested)."""
+
 
 def unused_upload(upload_id: str) -> str:
     return f"{UNUSED_UPLOADS}{identifier(upload_id, 'upload')}.json"

@@ -107,14 +107,13 @@ class Settings(BaseSettings):
             out[key] = tenant
         return out
 
-    def service_area(self) -> tuple[str, str] | None:
-        """(bucket, key prefix) of the service's own data on S3 storage, which no user URI may reach."""
+    def storage_root(self) -> tuple[str, str] | None:
+        """(bucket, key prefix) under which the service keeps its data on S3 storage (None on local storage)."""
         url = self.resolved_storage_url()
         if not url.startswith("s3://"):
             return None
         bucket, _, prefix = url.removeprefix("s3://").partition("/")
-        prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        return bucket, prefix + "tenants/"
+        return bucket, prefix.strip("/") + "/" if prefix.strip("/") else ""
 
     def secret(self) -> bytes:
         """The signing secret; on the embedded default one is made once and kept in DATA_DIR."""

@@ -22,7 +22,7 @@ from shared.jobstore import LIVE, new_job_id
 from shared.kinds import KINDS, JobSpec, producer_of
 from shared.queueing import PLAN_TASK
 from shared.settings import IDENTIFIER
-from shared.uris import parse_s3_uri, reaches_area
+from shared.uris import parse_s3_uri, reaches_service
 from shared.work import queue_work
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -44,11 +44,15 @@ def _check_input(state: State, tenant: str, spec: JobSpec) -> None:
         found = next(iter(state.storage.list(keys.uploads_prefix(tenant, uri.removeprefix("upload://")))), None)
         if found is None:
             raise _invalid("input", "upload not found or its bytes were never PUT")
-    area = state.settings.service_area()
+    root = state.settings.storage_root()
     for field, value in spec.object_uris():
-        if area is None:
+        if root is None:
             raise _invalid(field, "s3:// URIs need S3 storage on this server; use upload://")
-        if reaches_area(parse_s3_uri(value), *area):
+        try:
+            location = parse_s3_uri(value)
+        except ValueError as exc:  # the spec's own validators check their fields; this is the safety net
+            raise _invalid(field, str(exc)) from None
+        if reaches_service(location, root):
             raise _invalid(field, "may not point into the service's own storage area (use upload://)")
 
 

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from shared.specs.base import ArchiveSpec, TrainedModelRef, TrainedModelUse, TrainingSpec
+from shared.specs.base import ArchiveSpec, TrainedModelRef, TrainedModelUse, TrainingSpec, check_input_uri
 
 _TRAIN_INPUT = re.compile(r"^(builtin:mnist|upload://[A-Za-z0-9_-]+|s3://[a-z0-9][a-z0-9.-]{1,62}/\S+)$")
 
@@ -98,9 +98,9 @@ class AutoencoderTrainSpec(TrainingSpec):
     @field_validator("input")
     @classmethod
     def _input_uri(cls, value: str) -> str:
-        if not _TRAIN_INPUT.match(value):
-            raise ValueError("input must be builtin:mnist, upload://ID or s3://bucket/archive-or-prefix")
-        return value
+        return check_input_uri(
+            value, _TRAIN_INPUT, "input must be builtin:mnist, upload://ID or s3://bucket/archive-or-prefix"
+        )
 
     @field_validator("attributes")
     @classmethod

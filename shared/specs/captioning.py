@@ -9,11 +9,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.models import ARCHITECTURES, PRESETS, Preprocessing
-from shared.specs.base import ArchiveSpec, TrainedModelRef, TrainedModelUse, TrainingSpec
+from shared.models import ARCHITECTURES, PRESETS, Preprocessing, check_weights
+from shared.specs.base import ArchiveSpec, TrainedModelRef, TrainedModelUse, TrainingSpec, check_input_uri
 
 _TRAIN_INPUT = re.compile(r"^(builtin:captioned_shapes|upload://[A-Za-z0-9_-]+|s3://[a-z0-9][a-z0-9.-]{1,62}/\S+)$")
-_WEIGHTS = re.compile(r"^(assets:[A-Za-z0-9._/-]+|upload://[A-Za-z0-9_-]+|s3://[^/\s]+/\S+|torchvision:[A-Z0-9_]+)$")
 
 ENCODER_PRESETS = ("mobilenet_v2-imagenet", "squeezenet1_1-imagenet")
 
@@ -58,10 +57,8 @@ class Encoder(BaseModel):
             raise ValueError("give 'preset' or 'arch'")
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"unknown arch {self.arch!r}; known: {', '.join(ARCHITECTURES)}")
-        if self.weights is not None and not _WEIGHTS.match(self.weights):
-            raise ValueError("weights must be null, assets:PATH, upload://ID, s3://BUCKET/KEY or torchvision:NAME")
-        if self.weights and self.weights.startswith("assets:") and ".." in self.weights.split("/"):
-            raise ValueError("weights path must not contain '..'")
+        if self.weights is not None:
+            check_weights(self.weights)
         return self
 
 
@@ -136,9 +133,9 @@ class CaptioningTrainSpec(TrainingSpec):
     @field_validator("input")
     @classmethod
     def _input_uri(cls, value: str) -> str:
-        if not _TRAIN_INPUT.match(value):
-            raise ValueError("input must be builtin:captioned_shapes, upload://ID or s3://bucket/archive")
-        return value
+        return check_input_uri(
+            value, _TRAIN_INPUT, "input must be builtin:captioned_shapes, upload://ID or s3://bucket/archive"
+        )
 
 
 class CaptionSpec(ArchiveSpec):

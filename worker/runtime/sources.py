@@ -12,7 +12,7 @@ from shared.errors import InvalidInput, NotFound
 from shared.settings import Settings
 from shared.storage import Storage, open_storage
 from shared.storage.base import ObjectInfo
-from shared.uris import S3Location, parse_s3_uri, reaches_area
+from shared.uris import S3Location, parse_s3_uri, reaches_service
 from worker.inputs.archive import Member, iter_members, unsafe_reason
 
 
@@ -77,10 +77,10 @@ def checked_location(uri: str, settings: Settings) -> S3Location:
         location = parse_s3_uri(uri)
     except ValueError as exc:
         raise InvalidInput(f"{uri}: {exc}") from exc
-    area = settings.service_area()
-    if area is None:
+    root = settings.storage_root()
+    if root is None:
         raise InvalidInput("s3:// inputs need S3 storage (FOVEA_STORAGE_URL=s3://...); use upload:// here")
-    if reaches_area(location, *area):
+    if reaches_service(location, root):
         raise InvalidInput("s3 inputs may not point into the service's own storage area; use upload://")
     return location
 
