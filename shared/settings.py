@@ -66,6 +66,12 @@ class Settings(BaseSettings):
         60.0, ge=1.0, description="Queued work older than this, with the broker's queue empty, is sent again"
     )
     retry_backoff_max_s: float = Field(30.0, ge=0.1, description="Longest wait between retries in an outage")
+    max_strikes: int = Field(
+        3,
+        ge=1,
+        description="A task handed back this often still failing while the store answered is given up on "
+        "(its shard's unfinished items, or its job, fail with the last error); an outage never counts",
+    )
     upload_ttl_s: float = Field(
         86400.0, ge=60.0, description="An upload that no job has used is deleted this long after it was made"
     )

@@ -30,10 +30,22 @@ class WorkEntry:
     since: float = field(default_factory=time.time)
     deaths: int = 0
     """Times a worker took it and then vanished without finishing or handing it back."""
+    strikes: int = 0
+    """Times it was handed back still failing with a transient error while the store and the coordinator
+    answered the worker's probe: not an outage but something wrong with this task (the watchdog's count)."""
+    last_error: str = ""
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> WorkEntry:
-        return cls(str(data["task"]), list(data["args"]), str(data["state"]), float(data["since"]), int(data["deaths"]))
+        return cls(
+            str(data["task"]),
+            list(data["args"]),
+            str(data["state"]),
+            float(data["since"]),
+            int(data["deaths"]),
+            int(data.get("strikes", 0)),  # entries written before the watchdog had none
+            str(data.get("last_error", "")),
+        )
 
 
 def shard_task_id(shard: int) -> str:
@@ -49,11 +61,21 @@ def lease_name(job: str, task_id: str) -> str:
 
 
 def queue_work(
-    coordinator: Coordinator, send: Send, job: str, task_id: str, task: str, args: list[Any], deaths: int = 0
+    coordinator: Coordinator,
+    send: Send,
+    job: str,
+    task_id: str,
+    task: str,
+    args: list[Any],
+    deaths: int = 0,
+    strikes: int = 0,
+    last_error: str = "",
 ) -> None:
     """Record the task as outstanding, then send it (recorded first: a crash in between leaves work on
-    record that the reconciler will send, never a task nobody knows of)."""
-    coordinator.put_work(job, task_id, asdict(WorkEntry(task, list(args), deaths=deaths)))
+    record that the reconciler will send, never a task nobody knows of). ``deaths``, ``strikes`` and
+    ``last_error`` carry a resent task's history."""
+    entry = WorkEntry(task, list(args), deaths=deaths, strikes=strikes, last_error=last_error)
+    coordinator.put_work(job, task_id, asdict(entry))
     send(task, list(args))
 
 

@@ -12,6 +12,8 @@ takes over within a lease). Each tick:
 2. The broker's sentinel is gone (its messages were lost): all outstanding work is sent again.
 3. Work marked running whose lease expired: its worker died; it is sent again, and after too many deaths
    the shard is abandoned (its unfinished items fail with the reason) or the job fails, never hangs.
+   Work that was handed back too often still failing while the store answered (``strikes``: not an
+   outage) is given up on the same way, with its last error (the watchdog).
 4. Work queued for a while while the broker's queue is empty: its message was lost; it is sent again.
 5. Now and then, every live job is audited: one with no outstanding work is restored like in 1.
 
@@ -72,9 +74,14 @@ def reconcile(services: Services, broker: Broker, audit: bool = False) -> list[s
     for job in coordinator.jobs_with_work():
         for task_id, raw in coordinator.work(job).items():
             entry = WorkEntry.of(raw)
-            if coordinator.lease_holder(lease_name(job, task_id)) is not None:
+            held = coordinator.lease_holder(lease_name(job, task_id)) is not None
+            if entry.strikes >= services.settings.max_strikes and not (held and entry.state == "running"):
+                # Checked before the lease: handed back, it may be taken again at once by an idle worker.
+                reason = f"handed back {entry.strikes} times still failing: {entry.last_error}"
+                actions.append(_give_up(services, job, task_id, entry, reason))
+            elif held:
                 continue
-            if entry.state == "running":
+            elif entry.state == "running":
                 actions.append(_died(services, job, task_id, entry))
             elif queue_empty and now - entry.since > services.settings.stale_queue_s:
                 actions.append(_resend(services, job, task_id))
@@ -109,7 +116,8 @@ def _resend(services: Services, job: str, task_id: str, deaths: int | None = Non
     if found is None:
         return f"{job} {task_id}: done meanwhile"
     entry = WorkEntry.of(found)
-    services.submit(job, task_id, entry.task, tuple(entry.args), deaths=entry.deaths if deaths is None else deaths)
+    deaths = entry.deaths if deaths is None else deaths
+    services.submit(job, task_id, entry.task, tuple(entry.args), deaths, entry.strikes, entry.last_error)
     return f"{job} {task_id}: sent again"
 
 
@@ -118,7 +126,11 @@ def _died(services: Services, job: str, task_id: str, entry: WorkEntry) -> str:
     limit = 2 * services.settings.max_deliveries
     if deaths <= limit:
         return _resend(services, job, task_id, deaths) + f" (its worker died; {deaths} of {limit})"
-    reason = f"the worker running it died {deaths} times"
+    return _give_up(services, job, task_id, entry, f"the worker running it died {deaths} times")
+
+
+def _give_up(services: Services, job: str, task_id: str, entry: WorkEntry, reason: str) -> str:
+    """The watchdog: a shard's unfinished items fail with the reason; any other task fails its job."""
     tenant = str(entry.args[0])
     if entry.task == SHARD_TASK:
         abandon_shard(services, tenant, job, int(entry.args[2]), f"shard abandoned: {reason}")

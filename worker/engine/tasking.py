@@ -6,7 +6,9 @@
 - A task whose work is no longer on record was done already (its successor is on record): it is skipped.
 - Outages (``Retryable``: the store or the coordinator unreachable) are waited out in the task, with a
   capped backoff, for as long as the task's time limit allows; then the task hands its work back to the
-  queue instead of failing. No retry count can drop work.
+  queue instead of failing. No retry count can drop work; but a task that is handed back still failing
+  while the store and the coordinator answer others takes a strike, and the watchdog (the reconciler)
+  gives up on it after a few, with its last error, so that it cannot go round for ever.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def run_held(services: Services, job: str, task_id: str, work: Callable[[], None
                     return
                 except Retryable as exc:
                     if not backoff.wait(deadline, f"{task_id} of {job}", exc):
-                        _hand_back(services, job, task_id)
+                        _hand_back(services, job, task_id, failing=exc)
                         return
     finally:
         _release(services, lease, owner)
@@ -110,14 +112,20 @@ def hand_back(services: Services, job: str, task_id: str) -> None:
     _hand_back(services, job, task_id)
 
 
-def _hand_back(services: Services, job: str, task_id: str) -> None:
+def _hand_back(services: Services, job: str, task_id: str, failing: Exception | None = None) -> None:
+    """Send the work again. When it is handed back still ``failing`` with a transient error although the
+    store and the coordinator answer a probe, it is not an outage: the entry takes a strike, and the
+    reconciler's watchdog gives up on it after ``FOVEA_MAX_STRIKES`` (an outage never counts)."""
     try:
         found = services.coordinator.work(job).get(task_id)
         if found is None:
             return
         current = WorkEntry.of(found)
-        services.submit(job, task_id, current.task, tuple(current.args), deaths=current.deaths)
-        log.info("%s of %s handed back to the queue", task_id, job)
+        strikes, last_error = current.strikes, current.last_error
+        if failing is not None and services.reachable():
+            strikes, last_error = strikes + 1, str(failing)[:500]
+        services.submit(job, task_id, current.task, tuple(current.args), current.deaths, strikes, last_error)
+        log.info("%s of %s handed back to the queue (strikes: %d)", task_id, job, strikes)
     except Retryable:
         # Even the coordinator is away: the work stays on record as running, its lease expires, and the
         # reconciler sends it again once the coordinator is back.

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.coordination import Coordinator, open_coordinator
+from shared.errors import Retryable
 from shared.jobstore import JobStore
 from shared.settings import Settings
 from shared.storage import Storage, open_storage
@@ -28,11 +29,29 @@ class Services:
     def jobs(self) -> JobStore:
         return JobStore(self.storage, self.coordinator)
 
-    def submit(self, job: str, task_id: str, task: str, args: tuple[Any, ...], deaths: int = 0) -> None:
+    def submit(
+        self,
+        job: str,
+        task_id: str,
+        task: str,
+        args: tuple[Any, ...],
+        deaths: int = 0,
+        strikes: int = 0,
+        last_error: str = "",
+    ) -> None:
         """Record the task as the job's outstanding work, then send it (``shared.work``)."""
-        queue_work(
-            self.coordinator, lambda name, a: self.enqueue(name, tuple(a)), job, task_id, task, list(args), deaths
-        )
+        send = lambda name, a: self.enqueue(name, tuple(a))  # noqa: E731
+        queue_work(self.coordinator, send, job, task_id, task, list(args), deaths, strikes, last_error)
+
+    def reachable(self) -> bool:
+        """Whether the store and the coordinator answer right now (a cheap probe of each): tells a task
+        that keeps failing with transient errors during an outage from one that fails on its own."""
+        try:
+            self.coordinator.ping()
+            self.storage.ping()
+        except Retryable:
+            return False
+        return True
 
     def done(self, job: str, task_id: str) -> None:
         """The task has done its part (its successor, if any, was submitted first)."""

@@ -85,3 +85,38 @@ def test_unreachable_s3_is_retryable_not_a_crash(tmp_path: Path) -> None:
     ):
         with pytest.raises(Retryable):
             call()
+
+
+@pytest.mark.parametrize(
+    "status,code,expected",
+    [
+        (400, "InvalidArgument", "refused"),
+        (403, "AccessDenied", "refused"),
+        (404, "NoSuchBucket", "refused"),
+        (408, "RequestTimeout", "retry"),
+        (429, "SlowDown", "retry"),
+        (400, "RequestTimeTooSkewed", "retry"),
+        (500, "InternalError", "retry"),
+        (503, "SlowDown", "retry"),
+        (503, "ServiceUnavailable", "retry"),
+    ],
+)
+def test_the_stores_answers_are_sorted_into_final_and_transient(status: int, code: str, expected: str) -> None:
+    """A 4xx is the request's fault and final (a malformed key, access denied); throttling, timeouts and
+    5xx are the store's, and the same call may work later: an outage, never an item's failure."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from shared.errors import Retryable, StoreRefused
+    from shared.storage.s3 import S3Storage
+
+    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s")
+    storage = S3Storage(client, "bucket")
+    wanted = StoreRefused if expected == "refused" else Retryable
+    with Stubber(client) as stub:
+        for method in ("get_object", "put_object"):
+            stub.add_client_error(method, service_error_code=code, http_status_code=status)
+        with pytest.raises(wanted):
+            storage.get_bytes("a/b.png")
+        with pytest.raises(wanted):
+            storage.put_bytes("a/b.png", b"x")

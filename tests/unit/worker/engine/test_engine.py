@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from worker.engine.lifecycle import start_job
 from worker.engine.shard import CANCELED_REASON, run_shard
 from worker.pipelines.base import Item
 from worker.pipelines.saliency_method import SaliencyPipeline
+from worker.runtime.context import JobContext
 from worker.runtime.resources import Resources
 
 SPEC = {"kind": "saliency", "method": "spectral_residual"}
@@ -145,6 +147,33 @@ def test_cancel_keeps_finished_items(local_settings: Settings, tmp_path: Path) -
     record = services.jobs.get("local", job_id)
     assert record.status == JobStatus.canceled
     assert services.storage.get_json(keys.summary("local", job_id))["status"] == "canceled"
+
+
+def test_a_cancel_is_noticed_inside_a_batch(
+    local_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = tmp_path / "in.tar"
+    tar_with_broken_members(archive, good=16, huge_bytes=10)
+    rt, job_id = submit(local_settings, archive, {**SPEC, "batch_size": 8})
+    services = rt.services
+    start_job(rt, "local", job_id)
+    written: list[str] = []
+    original = JobContext.write
+
+    def write(self: JobContext, item: Item, output: str, data: bytes, content_type: str) -> str:
+        key = original(self, item, output, data, content_type)  # raises once the cancel is seen
+        written.append(key)
+        if len(written) == 1:  # the user cancels while the first batch is being written
+            services.jobs.transition("local", job_id, JobStatus.canceled, frozenset({"queued", "running"}))
+            time.sleep(0.6)  # past the cancel check's interval (it asks the coordinator every 0.5 s)
+        return key
+
+    monkeypatch.setattr(JobContext, "write", write)
+    run_shard(rt, "local", job_id, 0)
+    assert len(written) == 1  # the next write of the same batch was refused
+    items = services.storage.get_json(keys.shard_manifest("local", job_id, 0))["items"]
+    assert items and all(item["status"] == "failed" for item in items)
+    assert {item["error"] for item in items if not item["name"].startswith("broken/")} == {CANCELED_REASON}
 
 
 def test_model_based_methods_run_as_jobs(local_settings: Settings, tmp_path: Path) -> None:

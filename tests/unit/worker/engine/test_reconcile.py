@@ -11,7 +11,7 @@ from typing import Any
 from shared import keys
 from shared.jobs import JobStatus
 from shared.kinds import parse_spec
-from shared.queueing import PLAN_TASK, SHARD_TASK, TRAIN_STEP_TASK
+from shared.queueing import FINALIZE_TASK, PLAN_TASK, SHARD_TASK, TRAIN_STEP_TASK
 from shared.settings import Settings
 from shared.work import WorkEntry, lease_name, mark_running
 from tests.support.images import tar_with_broken_members
@@ -76,6 +76,30 @@ def test_work_whose_worker_died_is_sent_again_then_abandoned(local_settings: Set
     manifest = rt.services.storage.get_json(keys.shard_manifest("local", job, 0))
     assert all(item["status"] == "failed" and "died 7 times" in item["error"] for item in manifest["items"])
     assert "shard:0" not in coordinator.work(job)
+
+
+def test_the_watchdog_gives_up_on_work_that_keeps_failing_while_the_store_answers(
+    local_settings: Settings, tmp_path: Path
+) -> None:
+    rt, job = _job(local_settings, tmp_path)
+    start_job(rt, "local", job)
+    services, broker = rt.services, FakeBroker(waiting=3)
+    strikes = local_settings.max_strikes
+    entry = WorkEntry.of(services.coordinator.work(job)["shard:0"])
+    services.submit(job, "shard:0", SHARD_TASK, tuple(entry.args), 0, strikes - 1, "500 for items/3")
+    assert reconcile(services, broker) == []  # one strike short: it is sent again by its worker
+    services.submit(job, "shard:0", SHARD_TASK, tuple(entry.args), 0, strikes, "500 for items/3")
+    services.coordinator.acquire_lease(lease_name(job, "shard:0"), "w1", 60)  # an idle worker took it at once
+    reason = f"handed back {strikes} times still failing: 500 for items/3"
+    assert reconcile(services, broker) == [f"{job} shard:0: abandoned ({reason})"]
+    manifest = services.storage.get_json(keys.shard_manifest("local", job, 0))
+    assert manifest["items"] and all(reason in item["error"] for item in manifest["items"])
+    assert "shard:0" not in services.coordinator.work(job)
+    # Any other task fails its job, with the reason.
+    services.submit(job, "finalize", FINALIZE_TASK, ("local", job), 0, strikes, "500 for manifest.json")
+    assert "job failed" in reconcile(services, broker)[0]
+    record = services.jobs.load("local", job)
+    assert record.status is JobStatus.failed and "500 for manifest.json" in (record.error or "")
 
 
 def test_queued_work_the_broker_lost_is_sent_again(local_settings: Settings, tmp_path: Path) -> None:

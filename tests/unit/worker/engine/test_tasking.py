@@ -53,6 +53,29 @@ def test_past_the_deadline_the_work_goes_back_to_the_queue(local_settings: Setti
     assert entry.state == "queued" and sent_tasks(rt).count((SHARD_TASK, ("t", "j", 1))) == 2
 
 
+def test_a_task_failing_while_the_store_answers_takes_a_strike_an_outage_does_not(
+    local_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt = recording_resources(local_settings)
+    services = rt.services
+    services.submit("j", "shard:3", SHARD_TASK, ("t", "j", 3))
+
+    def work() -> None:
+        raise Retryable("the store answered 500 for items/00000007")
+
+    for expected in (1, 2):  # the store answers others: not an outage, a strike each time
+        run_held(services, "j", "shard:3", work, deadline=time.monotonic() + 0.5)
+        entry = WorkEntry.of(services.coordinator.work("j")["shard:3"])
+        assert entry.strikes == expected and "items/00000007" in entry.last_error
+    monkeypatch.setattr(type(services.storage), "ping", _unreachable)  # now a real outage
+    run_held(services, "j", "shard:3", work, deadline=time.monotonic() + 0.5)
+    assert WorkEntry.of(services.coordinator.work("j")["shard:3"]).strikes == 2
+
+
+def _unreachable(*_args: object) -> None:
+    raise Retryable("could not connect to the store")
+
+
 def test_done_or_held_work_is_skipped(local_settings: Settings) -> None:
     rt = recording_resources(local_settings)
     services = rt.services
