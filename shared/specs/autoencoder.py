@@ -59,6 +59,12 @@ class AutoencoderTrainSpec(TrainingSpec):
     code_size: int | None = Field(
         None, ge=2, le=4096, description="Units of the code (default 32); conv: its last feature map is the code"
     )
+    code_activation: Literal["auto", "relu", "linear"] = Field(
+        "auto",
+        description="The code layer's activation: relu (the blog's), linear, or auto: relu for codes of 4 units "
+        "and more, linear for 2-3 units (a 2-D code to plot), where a ReLU unit that dies collapses the map to a "
+        "line. conv's code is its last feature map and linear's is linear: auto only",
+    )
     hidden_sizes: list[int] | None = Field(
         None,
         max_length=8,
@@ -144,6 +150,8 @@ class AutoencoderTrainSpec(TrainingSpec):
                     f"input_size {self.input_size} does not fit a {len(self.conv_channels)}-layer conv "
                     "autoencoder (multiples of 4 fit three layers)"
                 )
+        if arch in ("conv", "linear") and self.code_activation != "auto":
+            raise ValueError(f"code_activation is fixed for {arch}: leave it auto")
         if arch == "linear" and self.hidden_sizes:
             raise ValueError("linear has one hidden layer, the code: hidden_sizes must be empty")
         if arch == "linear" and self.loss == "bce":
@@ -167,6 +175,14 @@ class AutoencoderTrainSpec(TrainingSpec):
     @property
     def resolved_code_size(self) -> int:
         return self.code_size or 32
+
+    @property
+    def resolved_code_activation(self) -> str:
+        if self.architecture == "linear":
+            return "linear"
+        if self.code_activation != "auto":
+            return self.code_activation
+        return "linear" if self.architecture != "conv" and self.resolved_code_size <= 3 else "relu"
 
     @property
     def resolved_hidden(self) -> list[int]:

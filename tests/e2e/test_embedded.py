@@ -28,7 +28,9 @@ def test_fovea_up_runs_a_job_and_writes_the_report(tmp_path: Path) -> None:
         "FOVEA_STORAGE_URL": "",
         "FOVEA_API_KEYS": "",
     }
-    up = Proc([sys.executable, "-m", "cli.main", "up", "--port", str(port)], env=env, log=tmp_path / "up.log", cwd=REPO)
+    here = tmp_path / "cwd"  # where the user starts it: nothing may be written here (kombu's ./control once was)
+    here.mkdir()
+    up = Proc([sys.executable, "-m", "cli.main", "up", "--port", str(port)], env=env, log=tmp_path / "up.log", cwd=here)
     children: list[str] = []
     try:
         url = f"http://127.0.0.1:{port}"
@@ -65,6 +67,7 @@ def test_fovea_up_runs_a_job_and_writes_the_report(tmp_path: Path) -> None:
         assert not up.alive()
     for pid in children:
         wait_until(lambda pid=pid: not Path(f"/proc/{pid}").exists(), 30, f"child {pid} to exit")
+    assert list(here.iterdir()) == []  # all state lives under FOVEA_DATA_DIR
 
 
 def test_fovea_run_in_process(tmp_path: Path) -> None:

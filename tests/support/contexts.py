@@ -66,6 +66,9 @@ class RecordingContext:
             self.models[key] = seeded_model(ref)
         return self.models[key]
 
+    def trained_models(self) -> list[TrainedModel]:
+        return list(self._trained.values())
+
     def trained(self, job_id: str, model_type: str) -> TrainedModel:
         found = self._trained[job_id]
         if found.config.get("model_type") != model_type:

@@ -78,11 +78,12 @@ class DenseAutoencoder(Autoencoder):
         *,
         linear: bool = False,
         tied: bool = False,
+        relu_code: bool = True,
     ) -> None:
         super().__init__()
         self.shape = (channels, size, size)
         self.code_size, self.linear, self.tied = code_size, linear, tied
-        self.relu_code, self.sigmoid_output = not linear, not linear
+        self.relu_code, self.sigmoid_output = relu_code and not linear, not linear
         widths = [channels * size * size, *hidden, code_size]
         self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True))
         if tied:
@@ -98,9 +99,10 @@ class DenseAutoencoder(Autoencoder):
 
     def encode(self, images: torch.Tensor, attributes: torch.Tensor | None = None) -> torch.Tensor:
         x = images.flatten(1)
-        for layer in self.encoder:
+        for depth, layer in enumerate(self.encoder):
             x = layer(x)
-            x = x if self.linear else F.relu(x)
+            is_code = depth == len(self.encoder) - 1
+            x = F.relu(x) if not self.linear and (self.relu_code or not is_code) else x
         return x
 
     def decode_logits(self, code: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -202,11 +204,12 @@ class MultimodalAutoencoder(Autoencoder):
         attribute_size: int,
         hidden: Sequence[int] = (128,),
         attribute_hidden: int = 32,
+        relu_code: bool = True,
     ) -> None:
         super().__init__()
         self.shape = (channels, size, size)
         self.code_size, self.attribute_size = code_size, attribute_size
-        self.relu_code, self.sigmoid_output = True, True
+        self.relu_code, self.sigmoid_output = relu_code, True
         widths = [channels * size * size, *hidden]
         self.image_encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True))
         self.attribute_encoder = nn.Linear(attribute_size, attribute_hidden)
@@ -226,7 +229,8 @@ class MultimodalAutoencoder(Autoencoder):
         for layer in self.image_encoder:
             x = F.relu(layer(x))
         a = F.relu(self.attribute_encoder(attributes))
-        return F.relu(self.joint(torch.cat([x, a], dim=1)))
+        code = self.joint(torch.cat([x, a], dim=1))
+        return F.relu(code) if self.relu_code else code
 
     def decode_logits(self, code: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = code
@@ -245,15 +249,26 @@ def weight_count(module: nn.Module) -> int:
 def build_autoencoder(network: dict[str, Any]) -> Autoencoder:
     """The network a config describes (what a training job stores and an apply job rebuilds from):
     ``architecture``, ``channels``, ``input_size``, ``code_size``, ``hidden``, ``conv_channels``,
-    ``attribute_size``. Randomly initialised (Keras' scheme)."""
+    ``attribute_size``, ``code_activation`` (``relu`` when absent: models trained before it existed).
+    Randomly initialised (Keras' scheme)."""
     arch, channels, size = network["architecture"], int(network["channels"]), int(network["input_size"])
     hidden = [int(w) for w in network.get("hidden", [])]
+    relu_code = network.get("code_activation", "relu") == "relu"
     if arch == "conv":
         return ConvAutoencoder(channels, size, [int(w) for w in network["conv_channels"]])
     if arch == "multimodal":
-        return MultimodalAutoencoder(channels, size, int(network["code_size"]), int(network["attribute_size"]), hidden)
+        attribute_size = int(network["attribute_size"])
+        return MultimodalAutoencoder(
+            channels, size, int(network["code_size"]), attribute_size, hidden, relu_code=relu_code
+        )
     if arch in ("dense", "deep", "sparse", "linear", "tied"):
         return DenseAutoencoder(
-            channels, size, int(network["code_size"]), hidden, linear=arch == "linear", tied=arch == "tied"
+            channels,
+            size,
+            int(network["code_size"]),
+            hidden,
+            linear=arch == "linear",
+            tied=arch == "tied",
+            relu_code=relu_code,
         )
     raise ValueError(f"unknown autoencoder architecture {arch!r}")

@@ -75,6 +75,7 @@ class AutoencoderTraining(TrainingPipeline):
             "channels": spec.channels,
             "input_size": spec.input_size,
             "code_size": spec.resolved_code_size,
+            "code_activation": spec.resolved_code_activation,
             "hidden": spec.resolved_hidden,
             "conv_channels": list(spec.conv_channels),
             "attribute_size": int(data.attribute_info.get("size", 0)),

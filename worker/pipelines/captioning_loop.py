@@ -84,6 +84,10 @@ class CaptionTrainer:
     def _batch(self, picked: torch.Tensor, generator: torch.Generator) -> None:
         spec = self.spec
         self.decoder.train()
+        # The encoder stays in eval mode even when fine-tuned: its weights learn, but its batch-norm keeps
+        # the statistics it came with (a caption batch's would drift them) and a training step behaves the
+        # same whether it follows an epoch's validation pass or a resume from a checkpoint.
+        self.encoder.eval()
         captions = self.data.captions[picked]
         length = int((captions != 0).sum(dim=1).max())
         captions = captions[:, :length]

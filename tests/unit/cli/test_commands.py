@@ -78,3 +78,36 @@ def test_exit_codes_tell_a_job_that_failed_from_one_with_failed_items(here: Path
     gradient = ["run", "-s", "kind=saliency", "-s", "method=grad_cam", "-s", "grad_cam_layer=nope"]
     model = ["-s", 'model={"arch": "tiny_cnn", "num_classes": 3, "input_size": 32}']
     assert cli.main([*gradient, *model, "-s", f"input={here / 'photos.tar'}"]) == cli.EXIT_JOB_FAILED
+
+
+@pytest.mark.parametrize(
+    ("job", "code"),
+    [
+        ({"status": "succeeded", "progress": {"total": 3, "done": 3, "failed": 0}}, cli.EXIT_OK),
+        ({"status": "succeeded", "progress": {"total": 3, "done": 2, "failed": 1}}, cli.EXIT_ITEMS_FAILED),
+        ({"status": "failed", "progress": {"total": 3, "done": 0, "failed": 0}}, cli.EXIT_JOB_FAILED),
+        ({"status": "canceled", "progress": {"total": 3, "done": 1, "failed": 0}}, cli.EXIT_JOB_FAILED),
+    ],
+)
+def test_submit_wait_and_wait_exit_with_the_jobs_outcome(
+    here: Path, monkeypatch: pytest.MonkeyPatch, job: dict[str, object], code: int
+) -> None:
+    job = {"id": "j_1", **job}
+    monkeypatch.setattr(Client, "submit", lambda self, spec, key=None: {"id": "j_1", "status": "queued"})
+    monkeypatch.setattr(Client, "wait", lambda self, job_id: job)
+    spec = ["-s", "kind=saliency", "-s", "method=spectral_residual", "-s", "input=builtin:shapes"]
+    assert cli.main(["submit", *spec]) == cli.EXIT_OK  # without --wait: accepted is success
+    assert cli.main(["submit", *spec, "--wait"]) == code
+    assert cli.main(["wait", "j_1"]) == code
+
+
+def test_list_shows_the_newest_job_first_by_default(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+
+    def jobs(self: Client, **query: object) -> dict[str, object]:
+        asked.append(str(query["order"]))
+        return {"items": [], "next_cursor": None}
+
+    monkeypatch.setattr(Client, "jobs", jobs)
+    assert cli.main(["list"]) == cli.EXIT_OK and asked == ["newest"]
+    assert cli.main(["list", "--order", "oldest"]) == cli.EXIT_OK and asked[-1] == "oldest"
