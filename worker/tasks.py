@@ -49,6 +49,7 @@ def _held(task: Task, tenant: str, job_id: str, task_id: str, work: Callable[[Re
     if (task.request.delivery_info or {}).get("redelivered"):
         metrics.REDELIVERIES.labels(label, "broker").inc()
     metrics.WORKER_BUSY.set(1)
+    metrics.PROGRESS_TIME.set(time.time())
     start = time.perf_counter()
     try:
         _run_held(tenant, job_id, task_id, work)

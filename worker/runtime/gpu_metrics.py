@@ -32,15 +32,21 @@ class GpuCollector(Collector):
             log.info("no GPU metrics: NVML is not available (%s)", exc)
             self.available = False
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        gpus = GaugeMetricFamily("fovea_gpus", "GPUs this worker sees through NVML (0: no NVIDIA driver)")
-        info = GaugeMetricFamily("fovea_gpu_info", "A GPU this worker sees: its model", labels=["gpu", "uuid", "name"])
+    def describe(self) -> list[GaugeMetricFamily]:
+        """Every family this collector can export (the per-GPU ones only where a GPU is seen)."""
         labels = ["gpu", "uuid"]
-        utilisation = GaugeMetricFamily(
-            "fovea_gpu_utilization_ratio", "Share of the last sample period a kernel ran (NVML)", labels=labels
-        )
-        used = GaugeMetricFamily("fovea_gpu_memory_used_bytes", "GPU memory in use, all processes", labels=labels)
-        total = GaugeMetricFamily("fovea_gpu_memory_total_bytes", "GPU memory installed", labels=labels)
+        return [
+            GaugeMetricFamily("fovea_gpus", "GPUs this worker sees through NVML (0: no NVIDIA driver)"),
+            GaugeMetricFamily("fovea_gpu_info", "A GPU this worker sees: its model", labels=[*labels, "name"]),
+            GaugeMetricFamily(
+                "fovea_gpu_utilization_ratio", "Share of the last sample period a kernel ran (NVML)", labels=labels
+            ),
+            GaugeMetricFamily("fovea_gpu_memory_used_bytes", "GPU memory in use, all processes", labels=labels),
+            GaugeMetricFamily("fovea_gpu_memory_total_bytes", "GPU memory installed", labels=labels),
+        ]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gpus, info, utilisation, used, total = self.describe()
         count = 0
         if self.available:
             try:
