@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shlex
+import signal
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,3 +226,56 @@ def test_flower_sees_both_workers(deployment: Deployment) -> None:
         return total([scrape(deployment.metrics["flower"])], "flower_worker_online")
 
     wait_until(lambda: online() >= 1, 60, "Flower to see the workers' heartbeats")
+
+
+def control(deployment: Deployment, action: str) -> subprocess.CompletedProcess[str]:
+    """The README's drain command, as an operator runs it in a worker's container (here every worker
+    shares this host's name, so it reaches both)."""
+    command = 'celery -b "$FOVEA_BROKER_URL" control ' + action + " fovea -d celery@$HOSTNAME"
+    env = {**os.environ, **deployment.env["worker-gpu0"], "HOSTNAME": socket.gethostname()}
+    env["PATH"] = f"{VENV_BIN}:{os.environ['PATH']}"
+    return subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_drained_workers_take_no_work_until_they_consume_again(deployment: Deployment) -> None:
+    stopped = control(deployment, "cancel_consumer")
+    assert stopped.returncode == 0 and "no longer consuming from" in stopped.stdout, stopped
+    with httpx.Client(base_url=deployment.api_url, headers={"Authorization": "Bearer key-a"}, timeout=30) as client:
+        job = client.post(
+            "/v1/jobs", json={"kind": "saliency", "method": "spectral_residual", "input": "builtin:shapes?n=5"}
+        )
+        assert job.status_code == 201, job.text
+        time.sleep(5)  # long enough for an idle worker to have taken the job's first task
+        assert client.get(f"/v1/jobs/{job.json()['id']}").json()["status"] == "queued"
+        resumed = control(deployment, "add_consumer")
+        assert resumed.returncode == 0 and "add consumer fovea" in resumed.stdout, resumed
+        assert wait_for_job(client, job.json()["id"], timeout=120)["status"] == "succeeded"
+
+
+def test_a_warm_shutdown_finishes_the_running_shard(deployment: Deployment) -> None:
+    """SIGTERM to a worker's main process, as `docker compose stop` sends it, mid-shard: the worker takes
+    nothing new, finishes every shard it took, and exits; the job ends with every item once."""
+    spec = {
+        "kind": "feature_visualization",
+        "model": SPEC["model"],
+        "targets": [{"layer": "features.10", "channel": list(range(48))}],
+        "steps": 10,
+        "size": 32,
+        "batch_size": 8,
+    }
+    worker = deployment.procs["worker-gpu1"]
+    with httpx.Client(base_url=deployment.api_url, headers={"Authorization": "Bearer key-a"}, timeout=30) as client:
+        created = client.post("/v1/jobs", json=spec)
+        assert created.status_code == 201, created.text
+        job = created.json()
+        wait_until(lambda: client.get(f"/v1/jobs/{job['id']}").json()["progress"]["total"], 120, "the plan")
+        wait_until(lambda: total([scrape(deployment.metrics["worker-gpu1"])], "fovea_worker_busy") == 1, 120, "a shard")
+        os.kill(worker.pid, signal.SIGTERM)
+        assert worker.popen.wait(timeout=180) == 0, worker.tail(80)
+        final = wait_for_job(client, job["id"], timeout=300)
+    assert final["status"] == "succeeded" and final["progress"] == {"total": 48, "done": 48, "failed": 0}
+    log = worker.log.read_text() if worker.log else ""
+    assert "Warm shutdown" in log
+    received = set(re.findall(r"Task fovea\.shard\[([0-9a-f-]+)\] received", log))
+    finished = set(re.findall(r"Task fovea\.shard\[([0-9a-f-]+)\] succeeded", log))
+    assert received and received == finished, log[-3000:]
