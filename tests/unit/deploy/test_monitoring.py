@@ -4,10 +4,6 @@ and labels that exist."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from typing import Any
-
 import promql_parser
 import pytest
 import yaml
@@ -17,12 +13,11 @@ from prometheus_client.metrics import MetricWrapperBase
 import api.metrics
 import worker.runtime.metrics
 from tests.support.compose import REPO, env_example, model, workers
+from tests.support.monitoring import DASHBOARD, queries, selectors
 from worker.runtime.exporter import Backlog, WorkerMonitor
 from worker.runtime.gpu_metrics import GpuCollector
 
 PROMETHEUS = yaml.safe_load((REPO / "deploy/prometheus.yml").read_text())
-ALERTS = yaml.safe_load((REPO / "deploy/alerts.yml").read_text())
-DASHBOARD = json.loads((REPO / "deploy/grafana/dashboards/fovea.json").read_text())
 TARGET_LABELS = {"job", "instance"}  # added by Prometheus to every scraped series
 SAMPLE_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
 
@@ -48,26 +43,6 @@ def exported() -> dict[str, set[str]]:
             names[name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
     names["up"] = set()
     return names
-
-
-def queries() -> Iterator[tuple[str, str]]:
-    for rule in ALERTS["groups"][0]["rules"]:
-        yield rule["alert"], rule["expr"]
-    for panel in DASHBOARD["panels"]:
-        for target in panel.get("targets", []):
-            yield panel["title"], target["expr"]
-
-
-def selectors(expr: Any) -> Iterator[Any]:
-    """Every vector selector in a parsed query."""
-    if isinstance(expr, promql_parser.VectorSelector):
-        yield expr
-    for attr in ("expr", "lhs", "rhs", "vector_selector", "param"):
-        child = getattr(expr, attr, None)
-        if isinstance(child, promql_parser.Expr):
-            yield from selectors(child)
-    for arg in getattr(expr, "args", None) or []:
-        yield from selectors(arg)
 
 
 @pytest.mark.parametrize(("where", "expr"), list(queries()))
