@@ -57,7 +57,8 @@ def _held(task: Task, tenant: str, job_id: str, task_id: str, work: Callable[[Re
         metrics.TASK_SECONDS.labels(label).observe(time.perf_counter() - start)
         metrics.PROGRESS_TIME.set(time.time())
         metrics.WORKER_BUSY.set(0)
-        record_device_peak(runtime().device)
+        if runtime.cache_info().currsize:  # built (building it may have been what failed)
+            record_device_peak(runtime().device)
 
 
 def _run_held(tenant: str, job_id: str, task_id: str, work: Callable[[Resources], None]) -> None:
