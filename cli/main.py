@@ -142,7 +142,7 @@ def _dispatch(args: argparse.Namespace, settings: object) -> int:
         return 0
     if args.command == "worker":
         stack.prepare_environment(get_settings())
-        return stack.run_worker(args.concurrency)
+        return stack.run_worker(get_settings(), args.concurrency)
     if args.command == "run":
         stack.prepare_environment(get_settings())
         spec = commands.checked_spec(commands.load_spec(args.spec, args.overrides))

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from shared.settings import Settings
 
+METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
-def worker_command(concurrency: int, loglevel: str = "INFO") -> list[str]:
+
+def worker_command(concurrency: int, loglevel: str = "INFO", events: bool = False) -> list[str]:
+    """``events``: send task events and heartbeats (Flower shows them); otherwise the quiet default."""
     # One prefork child per GPU is the rule; --concurrency > 1 only makes sense on CPU.
-    return [
+    command = [
         sys.executable,
         "-m",
         "celery",
@@ -31,8 +36,41 @@ def worker_command(concurrency: int, loglevel: str = "INFO") -> list[str]:
         "fovea",
         "--without-gossip",
         "--without-mingle",
-        "--without-heartbeat",
     ]
+    return command if events else [*command, "--without-heartbeat"]
+
+
+def worker_metrics_env(settings: Settings) -> dict[str, str]:
+    """The environment a worker's processes need for its metrics endpoint: a fresh folder where each
+    process writes its figures (prometheus-client's multiprocess mode, fixed when the client is first
+    imported, so set before the worker starts). One folder per worker process; folders of workers that
+    are gone are removed."""
+    if not settings.metrics_port:
+        return {}
+    if os.environ.get(METRICS_ENV):  # the operator's own folder: emptied, as the client requires
+        folder = Path(os.environ[METRICS_ENV])
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+        return {METRICS_ENV: str(folder)}
+    root = Path(tempfile.gettempdir())
+    for old in root.glob("fovea-metrics-*"):
+        pid = old.name.removeprefix("fovea-metrics-")
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    folder = root / f"fovea-metrics-{os.getpid()}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return {METRICS_ENV: str(folder)}
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def prepare_environment(settings: Settings) -> None:
@@ -49,9 +87,11 @@ def run_api(host: str, port: int) -> None:
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="warning", access_log=False)
 
 
-def run_worker(concurrency: int) -> int:
-    """Replace this process with the Celery worker, so signals reach it directly."""
-    command = worker_command(concurrency)
+def run_worker(settings: Settings, concurrency: int) -> int:
+    """Replace this process with the Celery worker, so signals reach it directly (the process keeps its
+    id, so the metrics folder named after it stays its own)."""
+    os.environ.update(worker_metrics_env(settings))
+    command = worker_command(concurrency, events=settings.task_events)
     os.execv(command[0], command)
     return 1  # not reached
 
@@ -64,7 +104,8 @@ def run_stack(settings: Settings, host: str, port: int, workers: int) -> int:
     """
     prepare_environment(settings)
     api = [sys.executable, "-m", "cli.main", "api", "--host", host, "--port", str(port)]
-    children = [subprocess.Popen(api), subprocess.Popen(worker_command(workers, "WARNING"))]
+    worker = worker_command(workers, "WARNING", events=settings.task_events)
+    children = [subprocess.Popen(api), subprocess.Popen(worker, env={**os.environ, **worker_metrics_env(settings)})]
     sys.stderr.write(
         f"fovea: API on http://{host}:{port}, {workers} worker process(es), data in {os.environ['FOVEA_DATA_DIR']}\n"
     )

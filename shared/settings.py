@@ -80,6 +80,12 @@ class Settings(BaseSettings):
 
     device: str = Field("auto", description="torch device for pipelines: auto, cpu, cuda, cuda:N")
 
+    # Monitoring: each worker serves Prometheus metrics from its main process (its pool children write
+    # theirs to per-process files that the main process adds up); Flower needs task events.
+    metrics_port: int = Field(0, ge=0, le=65535, description="Port of a worker's metrics endpoint; 0: none")
+    metrics_host: str = Field("127.0.0.1", description="Address a worker's metrics endpoint listens on")
+    task_events: bool = Field(False, description="Workers send Celery task events and heartbeats (for Flower)")
+
     @field_validator("shard_items", "max_deliveries")
     @classmethod
     def _positive(cls, value: int) -> int:

@@ -1,7 +1,8 @@
 """The Celery application of the workers (``celery -A worker.celery_app worker``): glue only. The main
 process of every worker also runs the reconciler loop (one of them leads at a time, see
-``worker.engine.reconcile``); the loop touches only the store, the coordinator and the broker, never CUDA,
-so it is safe in the parent of the prefork children."""
+``worker.engine.reconcile``) and serves the worker's metrics (``worker.runtime.exporter``); both touch
+only the store, the coordinator, the broker and NVML, never CUDA, so they are safe in the parent of the
+prefork children."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from shared.queueing import celery_config
 from shared.settings import Settings, get_settings
 from worker.engine.reconcile import run_reconciler
+from worker.runtime import metrics
 from worker.runtime.broker import BrokerProbe
+from worker.runtime.exporter import Exporter
 from worker.runtime.services import Services
 
 
@@ -26,15 +29,29 @@ def create_app(settings: Settings) -> Celery:
 
 app = create_app(get_settings())
 _stop = threading.Event()
+_exporter: list[Exporter] = []  # the main process's endpoint, once the pool is up
 
 
 @worker_ready.connect
-def _start_reconciler(**_kwargs: Any) -> None:
-    services = Services.from_settings(get_settings(), lambda name, args: app.send_task(name, args=list(args)))
+def _start_reconciler(sender: Any = None, **_kwargs: Any) -> None:
+    settings = get_settings()
+    exporter = Exporter.start(settings, node=str(getattr(sender, "hostname", "")))
+    _exporter.append(exporter)
+    services = Services.from_settings(settings, lambda name, args: app.send_task(name, args=list(args)))
     thread = threading.Thread(
-        target=run_reconciler, args=(services, BrokerProbe(app), _stop), name="fovea-reconciler", daemon=True
+        target=run_reconciler,
+        args=(services, BrokerProbe(app), _stop, exporter.monitor.observe_reconciler),
+        name="fovea-reconciler",
+        daemon=True,
     )
     thread.start()
+
+
+@worker_process_init.connect
+def _in_child(**_kwargs: Any) -> None:
+    for exporter in _exporter:  # children forked after the endpoint started hold a copy of its socket
+        exporter.close_in_child()
+    metrics.WORKER_BUSY.set(0)  # a new child: whatever a killed predecessor last said, nothing runs yet
 
 
 @worker_shutdown.connect

@@ -26,6 +26,8 @@ from worker.engine.lifecycle import start_job
 from worker.engine.shard import abandon_shard, run_shard
 from worker.engine.tasking import hand_back, run_held
 from worker.engine.training import train_step
+from worker.runtime import metrics
+from worker.runtime.gpu_metrics import record_device_peak
 from worker.runtime.resources import Resources
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,25 @@ def runtime() -> Resources:
     return Resources.create(get_settings(), lambda name, args: app.send_task(name, args=list(args)))
 
 
-def _held(tenant: str, job_id: str, task_id: str, work: Callable[[Resources], None]) -> None:
+def _held(task: Task, tenant: str, job_id: str, task_id: str, work: Callable[[Resources], None]) -> None:
+    """Run ``work`` held, and measured (``worker.runtime.metrics``)."""
+    label = metrics.task_label(task_id)
+    if (task.request.delivery_info or {}).get("redelivered"):
+        metrics.REDELIVERIES.labels(label, "broker").inc()
+    metrics.WORKER_BUSY.set(1)
+    metrics.PROGRESS_TIME.set(time.time())
+    start = time.perf_counter()
+    try:
+        _run_held(tenant, job_id, task_id, work)
+    finally:
+        metrics.TASK_SECONDS.labels(label).observe(time.perf_counter() - start)
+        metrics.PROGRESS_TIME.set(time.time())
+        metrics.WORKER_BUSY.set(0)
+        if runtime.cache_info().currsize:  # built (building it may have been what failed)
+            record_device_peak(runtime().device)
+
+
+def _run_held(tenant: str, job_id: str, task_id: str, work: Callable[[Resources], None]) -> None:
     """Run ``work`` held; a job-level refusal of the store fails the job; past the soft time limit the
     task's work goes back to the queue (what it finished is recorded and stays done)."""
     rt = runtime()
@@ -74,7 +94,7 @@ def plan(self: Task, tenant: str, job_id: str) -> None:
             rt.services.jobs.transition(tenant, job_id, JobStatus.failed, LIVE, error=f"planning failed: {exc}")
             rt.services.done(job_id, "plan")
 
-    _held(tenant, job_id, "plan", work)
+    _held(self, tenant, job_id, "plan", work)
 
 
 @app.task(name=SHARD_TASK, bind=True)
@@ -93,14 +113,15 @@ def shard(self: Task, tenant: str, job_id: str, index: int) -> None:
                     reason = f"shard failed {cap + 1} times: {type(exc).__name__}: {exc}"[:500]
                     abandon_shard(rt.services, tenant, job_id, index, reason)
                     return
+                metrics.RETRIES.labels("shard", "error").inc()
                 time.sleep(2)
 
-    _held(tenant, job_id, shard_task_id(index), work)
+    _held(self, tenant, job_id, shard_task_id(index), work)
 
 
 @app.task(name=FINALIZE_TASK, bind=True)
 def finalize(self: Task, tenant: str, job_id: str) -> None:
-    _held(tenant, job_id, "finalize", lambda rt: finalize_job(rt.services, tenant, job_id))
+    _held(self, tenant, job_id, "finalize", lambda rt: finalize_job(rt.services, tenant, job_id))
 
 
 @app.task(name=TRAIN_STEP_TASK, bind=True)
@@ -120,6 +141,7 @@ def train(self: Task, tenant: str, job_id: str, step: int) -> None:
                     rt.services.jobs.transition(tenant, job_id, JobStatus.failed, LIVE, error=error)
                     rt.services.done(job_id, train_task_id(step))
                     return
+                metrics.RETRIES.labels("train", "error").inc()
                 time.sleep(5)
 
-    _held(tenant, job_id, train_task_id(step), work)
+    _held(self, tenant, job_id, train_task_id(step), work)

@@ -32,8 +32,9 @@ class Coordinator(ABC):
     def set_plan(self, job: str, total: int, shards: int) -> None: ...
 
     @abstractmethod
-    def record_items(self, job: str, results: dict[int, dict[str, Any]]) -> None:
-        """Record finished items. An item already recorded keeps its first result and is counted once."""
+    def record_items(self, job: str, results: dict[int, dict[str, Any]]) -> list[int]:
+        """Record finished items. An item already recorded keeps its first result and is counted once.
+        Returns the items this call recorded first (what a worker counts in its metrics)."""
 
     @abstractmethod
     def item_results(self, job: str, indices: list[int]) -> dict[int, dict[str, Any]]:

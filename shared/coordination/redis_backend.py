@@ -12,13 +12,13 @@ from shared.errors import Retryable
 
 TTL_S = 14 * 86400
 
-# KEYS: items hash, counts hash. ARGV: ttl, then (index, json, ok_flag) triples.
+# KEYS: items hash, counts hash. ARGV: ttl, then (index, json, ok_flag) triples. Returns the indices added.
 _RECORD = """
-local added = 0
+local added = {}
 for i = 2, #ARGV, 3 do
   if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then
     redis.call('HINCRBY', KEYS[2], ARGV[i + 2] == '1' and 'done' or 'failed', 1)
-    added = added + 1
+    added[#added + 1] = ARGV[i]
   end
 end
 redis.call('EXPIRE', KEYS[1], ARGV[1]); redis.call('EXPIRE', KEYS[2], ARGV[1])
@@ -102,13 +102,14 @@ class RedisCoordinator(Coordinator):
         self._call(self.client.hset, key, mapping={"total": total, "shards": shards})
         self._call(self.client.expire, key, TTL_S)
 
-    def record_items(self, job: str, results: dict[int, dict[str, Any]]) -> None:
+    def record_items(self, job: str, results: dict[int, dict[str, Any]]) -> list[int]:
         if not results:
-            return
+            return []
         args: list[Any] = [TTL_S]
         for index, result in results.items():
             args += [index, json.dumps(result), "1" if result.get("status") == "ok" else "0"]
-        self._call(self._record, keys=[_k(job, "items"), _k(job, "counts")], args=args)
+        added = self._call(self._record, keys=[_k(job, "items"), _k(job, "counts")], args=args)
+        return [int(index) for index in added]
 
     def item_results(self, job: str, indices: list[int]) -> dict[int, dict[str, Any]]:
         if not indices:

@@ -68,10 +68,14 @@ class SqliteCoordinator(Coordinator):
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO plan VALUES (?, ?, ?)", (job, total, shards))
 
-    def record_items(self, job: str, results: dict[int, dict[str, Any]]) -> None:
-        rows = [(job, i, int(r.get("status") == "ok"), json.dumps(r)) for i, r in results.items()]
+    def record_items(self, job: str, results: dict[int, dict[str, Any]]) -> list[int]:
+        added: list[int] = []
         with self._tx() as db:
-            db.executemany("INSERT OR IGNORE INTO items VALUES (?, ?, ?, ?)", rows)
+            for i, r in results.items():
+                row = (job, i, int(r.get("status") == "ok"), json.dumps(r))
+                if db.execute("INSERT OR IGNORE INTO items VALUES (?, ?, ?, ?)", row).rowcount:
+                    added.append(i)
+        return added
 
     def item_results(self, job: str, indices: list[int]) -> dict[int, dict[str, Any]]:
         out: dict[int, dict[str, Any]] = {}

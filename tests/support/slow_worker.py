@@ -7,11 +7,12 @@ in a test entry point, not in the production shard loop.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
 
-from cli.stack import prepare_environment, worker_command
+from cli.stack import prepare_environment, worker_command, worker_metrics_env
 from shared.settings import get_settings
 from worker.pipelines import saliency_method
 
@@ -28,10 +29,14 @@ def slow_down(seconds: float) -> None:
 
 def main() -> None:
     slow_down(float(sys.argv[1]))
-    prepare_environment(get_settings())
+    settings = get_settings()
+    prepare_environment(settings)
+    os.environ.update(worker_metrics_env(settings))  # before the worker imports prometheus-client
     from worker.celery_app import app  # the patched class is inherited by the prefork children
 
-    app.worker_main(worker_command(1)[5:])  # the options of `fovea worker`, from its "worker" on
+    app.worker_main(
+        worker_command(1, events=settings.task_events)[5:]
+    )  # the options of `fovea worker`, from its "worker" on
 
 
 if __name__ == "__main__":

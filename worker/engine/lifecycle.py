@@ -16,6 +16,7 @@ from shared.work import shard_task_id, train_task_id
 from worker.engine.finalize import finalize_job
 from worker.engine.plan import build_plan
 from worker.kinds import map_plugin
+from worker.runtime import metrics
 from worker.runtime.context import JobContext
 from worker.runtime.resources import Resources
 
@@ -63,7 +64,9 @@ def start_job(rt: Resources, tenant: str, job_id: str) -> None:
         services.done(job_id, "plan")
         return
     coordinator.set_plan(job_id, int(plan["total"]), int(plan["shards"]))
-    coordinator.record_items(job_id, {int(e["index"]): e for e in plan["errors"]})
+    metrics.ItemRecorder(coordinator, job_id, record.kind).record(
+        {int(e["index"]): e for e in plan["errors"]}, metrics.INPUT
+    )
     record = services.jobs.load(tenant, job_id)
     record.shards = int(plan["shards"])
     record.progress = Progress(total=int(plan["total"]), done=0, failed=len(plan["errors"]))

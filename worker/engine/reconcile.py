@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from shared import keys
@@ -35,8 +36,11 @@ from shared.jobstore import LIVE
 from shared.kinds import Shape, kind_of
 from shared.queueing import FINALIZE_TASK, PLAN_TASK, SHARD_TASK, TRAIN_STEP_TASK
 from shared.work import WorkEntry, lease_name, shard_task_id, train_task_id
+from worker.engine.backlog import measure_backlog
 from worker.engine.shard import abandon_shard
 from worker.engine.tasking import new_owner
+from worker.runtime import metrics
+from worker.runtime.exporter import Backlog
 from worker.runtime.services import Services
 
 log = logging.getLogger(__name__)
@@ -59,12 +63,15 @@ def reconcile(services: Services, broker: Broker, audit: bool = False) -> list[s
     if coordinator.epoch() is None:  # new, or restarted without its data: what it lacks comes from the store
         lost = [(tenant, job) for tenant, job in services.jobs.live() if not coordinator.work(job)]
         done = [line for tenant, job in lost for line in restore_job(services, tenant, job)]
+        metrics.JOBS_RESTORED.inc(len(lost))
         coordinator.set_epoch(str(time.time()))
         broker.mark_state()
         return ["coordinator state restored from the store", *done]
     if not broker.has_state():
         done = [
-            _resend(services, job, task_id) for job in coordinator.jobs_with_work() for task_id in coordinator.work(job)
+            _resend(services, job, task_id, cause="broker_lost")
+            for job in coordinator.jobs_with_work()
+            for task_id in coordinator.work(job)
         ]
         broker.mark_state()
         return ["broker state lost: outstanding work sent again", *done]
@@ -84,11 +91,12 @@ def reconcile(services: Services, broker: Broker, audit: bool = False) -> list[s
             elif entry.state == "running":
                 actions.append(_died(services, job, task_id, entry))
             elif queue_empty and now - entry.since > services.settings.stale_queue_s:
-                actions.append(_resend(services, job, task_id))
+                actions.append(_resend(services, job, task_id, cause="lost_message"))
     if audit:
         for tenant, job in services.jobs.live():
             if not coordinator.work(job):
                 actions += restore_job(services, tenant, job)
+                metrics.JOBS_RESTORED.inc()
         actions += sweep_uploads(services, now)
     return actions
 
@@ -111,13 +119,14 @@ def sweep_uploads(services: Services, now: float) -> list[str]:
     return swept
 
 
-def _resend(services: Services, job: str, task_id: str, deaths: int | None = None) -> str:
+def _resend(services: Services, job: str, task_id: str, deaths: int | None = None, *, cause: str) -> str:
     found = services.coordinator.work(job).get(task_id)
     if found is None:
         return f"{job} {task_id}: done meanwhile"
     entry = WorkEntry.of(found)
     deaths = entry.deaths if deaths is None else deaths
     services.submit(job, task_id, entry.task, tuple(entry.args), deaths, entry.strikes, entry.last_error)
+    metrics.REDELIVERIES.labels(metrics.task_label(task_id), cause).inc()
     return f"{job} {task_id}: sent again"
 
 
@@ -125,7 +134,7 @@ def _died(services: Services, job: str, task_id: str, entry: WorkEntry) -> str:
     deaths = entry.deaths + 1
     limit = 2 * services.settings.max_deliveries
     if deaths <= limit:
-        return _resend(services, job, task_id, deaths) + f" (its worker died; {deaths} of {limit})"
+        return _resend(services, job, task_id, deaths, cause="worker_died") + f" (its worker died; {deaths} of {limit})"
     return _give_up(services, job, task_id, entry, f"the worker running it died {deaths} times")
 
 
@@ -193,17 +202,26 @@ def restore_job(services: Services, tenant: str, job: str) -> list[str]:
     return [f"{job}: {len(missing)} of {plan['shards']} shards sent again"]
 
 
-def run_reconciler(services: Services, broker: Broker, stop: threading.Event) -> None:
+Report = Callable[[bool, Backlog | None], None]
+"""Told after every tick whether this worker leads and, if it does, the backlog it measured."""
+
+
+def run_reconciler(services: Services, broker: Broker, stop: threading.Event, report: Report | None = None) -> None:
     """The loop a worker's main process runs: reconcile whenever it holds the leader lease."""
     owner, tick = new_owner(), 0
     interval, ttl = services.settings.reconcile_interval_s, services.settings.lease_ttl_s
     while not stop.wait(0 if tick == 0 else interval):
         tick += 1
+        leader, backlog = False, None
         try:
-            if services.coordinator.acquire_lease(LEADER, owner, max(ttl, 3 * interval)):
+            leader = services.coordinator.acquire_lease(LEADER, owner, max(ttl, 3 * interval))
+            if leader:
                 for line in reconcile(services, broker, audit=tick % AUDIT_EVERY == 1):
                     log.warning("reconciler: %s", line)
+                backlog = measure_backlog(services, broker)
         except Retryable as exc:
             log.info("reconciler waits for an outage: %s", exc)
         except Exception:
             log.exception("reconciler pass failed")
+        if report is not None:
+            report(leader, backlog)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from worker.engine.plan import load_shard_entries
 from worker.engine.shard_items import NO_IMAGE, decoded_items
 from worker.kinds import map_plugin
 from worker.pipelines.base import Item, MapPipeline, Outcome
+from worker.runtime import metrics
 from worker.runtime.context import CancelCheck, JobCanceled, JobContext
 from worker.runtime.prefetch import prefetch
 from worker.runtime.resources import Resources
@@ -46,6 +48,7 @@ def failed(index: int, name: str, reason: str) -> dict[str, Any]:
 def run_shard(rt: Resources, tenant: str, job_id: str, shard: int) -> None:
     services = rt.services
     storage, coordinator, settings = services.storage, services.coordinator, services.settings
+    started = time.perf_counter()
     if storage.exists(keys.shard_manifest(tenant, job_id, shard)):
         _complete(services, tenant, job_id, shard)
         return
@@ -55,6 +58,8 @@ def run_shard(rt: Resources, tenant: str, job_id: str, shard: int) -> None:
     is_targets = shard_entry["source"] == "targets"  # items are parameters; otherwise extras are ground truth
     extra_at = 3 if shard_entry["source"] == "keys" else 2  # key shards hold the object's key at 2
     extras = {int(e[0]): e[extra_at] for e in entries if len(e) > extra_at and isinstance(e[extra_at], dict)}
+    record = services.jobs.load(tenant, job_id)
+    recorder = metrics.ItemRecorder(coordinator, job_id, record.kind)
     results = coordinator.item_results(job_id, list(names))
     pending = [i for i in names if i not in results]
     attempts = coordinator.attempts(job_id, pending)
@@ -63,12 +68,11 @@ def run_shard(rt: Resources, tenant: str, job_id: str, shard: int) -> None:
         for i, n in attempts.items()
         if n >= settings.max_deliveries
     }
-    coordinator.record_items(job_id, quarantined)
+    recorder.record(quarantined, metrics.QUARANTINED)
     results.update(quarantined)
     suspects = {i for i, n in attempts.items() if 0 < n < settings.max_deliveries}
     todo = [i for i in pending if i not in quarantined]
 
-    record = services.jobs.load(tenant, job_id)
     spec = parse_spec(record.spec)
     canceled = CancelCheck(lambda: coordinator.get_status(job_id) == JobStatus.canceled.value)
     ctx = JobContext(storage, rt.models, tenant, job_id, rt.device, canceled)
@@ -77,8 +81,9 @@ def run_shard(rt: Resources, tenant: str, job_id: str, shard: int) -> None:
 
     def flush() -> None:
         if batch:
-            outcome = _run_batch(services, pipeline, tenant, job_id, batch)
-            coordinator.record_items(job_id, outcome)
+            with recorder.batch():
+                outcome = _run_batch(services, pipeline, tenant, job_id, batch)
+            recorder.record(outcome, metrics.PIPELINE)
             results.update(outcome)
             batch.clear()
 
@@ -89,7 +94,7 @@ def run_shard(rt: Resources, tenant: str, job_id: str, shard: int) -> None:
                 break
             if isinstance(image, ItemError):
                 one = {index: failed(index, names[index], str(image))}
-                coordinator.record_items(job_id, one)
+                recorder.record(one, metrics.INPUT)
                 results.update(one)
                 continue
             if is_targets:
@@ -111,6 +116,7 @@ def run_shard(rt: Resources, tenant: str, job_id: str, shard: int) -> None:
     for index in names:
         results.setdefault(index, failed(index, names[index], CANCELED_REASON))
     _finish(services, tenant, job_id, shard, results)
+    metrics.SHARD_SECONDS.labels(record.kind).observe(time.perf_counter() - started)
 
 
 def abandon_shard(services: Services, tenant: str, job_id: str, shard: int, reason: str) -> None:
@@ -119,7 +125,8 @@ def abandon_shard(services: Services, tenant: str, job_id: str, shard: int, reas
     names = {int(e[0]): str(e[1]) for e in entries}
     results = services.coordinator.item_results(job_id, list(names))
     missing = {i: failed(i, n, reason) for i, n in names.items() if i not in results}
-    services.coordinator.record_items(job_id, missing)
+    kind = services.jobs.load(tenant, job_id).kind
+    metrics.ItemRecorder(services.coordinator, job_id, kind).record(missing, metrics.ABANDONED)
     results.update(missing)
     _finish(services, tenant, job_id, shard, results)
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from shared.errors import Retryable
 from shared.work import WorkEntry, lease_name, mark_running
+from worker.runtime import metrics
 from worker.runtime.services import Services
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def run_held(services: Services, job: str, task_id: str, work: Callable[[], None
     ``time.monotonic()`` value by which the task must have returned (its time limit, less a margin)."""
     settings, coordinator = services.settings, services.coordinator
     owner, lease = new_owner(), lease_name(job, task_id)
-    backoff = _Backoff(settings.retry_backoff_max_s)
+    backoff = _Backoff(settings.retry_backoff_max_s, metrics.task_label(task_id))
     while True:  # take the lease, waiting out a coordinator outage
         try:
             if not coordinator.acquire_lease(lease, owner, settings.lease_ttl_s):
@@ -94,14 +95,16 @@ def run_held(services: Services, job: str, task_id: str, work: Callable[[], None
 
 
 class _Backoff:
-    def __init__(self, longest_s: float) -> None:
-        self.next_s, self.longest_s = 1.0, longest_s
+    def __init__(self, longest_s: float, task: str) -> None:
+        self.next_s, self.longest_s, self.task = 1.0, longest_s, task
 
     def wait(self, deadline: float, what: str, exc: Exception) -> bool:
         """Sleep before the next try; False when the deadline does not leave time for it."""
         if time.monotonic() + self.next_s > deadline:
             return False
         log.warning("%s waits %.0f s for an outage: %s", what, self.next_s, exc)
+        metrics.RETRIES.labels(self.task, "outage").inc()
+        metrics.OUTAGE_WAIT_SECONDS.labels(self.task).inc(self.next_s)
         time.sleep(self.next_s)
         self.next_s = min(self.next_s * 2, self.longest_s)
         return True
@@ -125,6 +128,7 @@ def _hand_back(services: Services, job: str, task_id: str, failing: Exception | 
         if failing is not None and services.reachable():
             strikes, last_error = strikes + 1, str(failing)[:500]
         services.submit(job, task_id, current.task, tuple(current.args), current.deaths, strikes, last_error)
+        metrics.REDELIVERIES.labels(metrics.task_label(task_id), "handed_back").inc()
         log.info("%s of %s handed back to the queue (strikes: %d)", task_id, job, strikes)
     except Retryable:
         # Even the coordinator is away: the work stays on record as running, its lease expires, and the

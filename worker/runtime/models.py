@@ -8,6 +8,7 @@ or torchvision's state dicts read with ``weights_only=True``: never pickle.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from shared.storage import Storage, open_storage
 from worker.kinds import training_plugin
 from worker.nets import zoo
 from worker.pipelines.base import TrainedModel
+from worker.runtime import metrics
 from worker.runtime.sources import checked_location
 
 
@@ -48,8 +50,13 @@ class ModelCache:
         own = ref.job is not None or bool(ref.weights and ref.weights.startswith("upload://"))
         key = (ref.model_dump_json(), tenant if own else "", str(device))
         with self._lock:
-            if key not in self._models:
+            if key in self._models:
+                metrics.MODEL_CACHE_HITS.inc()
+            else:
+                start = time.perf_counter()
                 self._models[key] = self._load(ref, tenant, device)
+                metrics.MODEL_CACHE_LOADS.inc()
+                metrics.MODEL_LOAD_SECONDS.observe(time.perf_counter() - start)
             return self._models[key]
 
     def _load(self, ref: ModelRef, tenant: str, device: torch.device) -> LoadedModel:
@@ -96,7 +103,9 @@ class ModelCache:
         with self._lock:
             cached = self._trained.get(key)
         if cached is not None:
+            metrics.MODEL_CACHE_HITS.inc()
             return cached
+        start = time.perf_counter()
         try:
             config = self._storage.get_json(keys.model_config(tenant, job_id))
             state = safetensors.torch.load(self._storage.get_bytes(keys.model_weights(tenant, job_id)))
@@ -111,6 +120,8 @@ class ModelCache:
         trained = TrainedModel(module=module, config=config)
         with self._lock:
             self._trained[key] = trained
+        metrics.MODEL_CACHE_LOADS.inc()
+        metrics.MODEL_LOAD_SECONDS.observe(time.perf_counter() - start)
         return trained
 
     def state_dict_for(self, weights: str, arch: str, tenant: str) -> dict[str, torch.Tensor]:

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
+
+from worker.runtime.metrics import INPUT_WAIT_SECONDS
 
 T = TypeVar("T")
 
@@ -46,7 +49,9 @@ def prefetch(source: Iterable[T], depth: int) -> Iterator[T]:
     thread.start()
     try:
         while True:
+            start = time.perf_counter()
             kind, value = slots.get()
+            INPUT_WAIT_SECONDS.inc(time.perf_counter() - start)
             if kind == _DONE:
                 return
             if kind == _ERROR:

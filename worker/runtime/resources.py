@@ -12,6 +12,7 @@ from worker.runtime.cache import ProcessCache
 from worker.runtime.context import resolve_device
 from worker.runtime.models import ModelCache
 from worker.runtime.services import Enqueue, Services
+from worker.runtime.timed_storage import TimedStorage
 
 
 @dataclass
@@ -24,4 +25,5 @@ class Resources:
     @classmethod
     def create(cls, settings: Settings, enqueue: Enqueue) -> Resources:
         services = Services.from_settings(settings, enqueue)
+        services.storage = TimedStorage(services.storage)  # what the worker waits for, in its metrics
         return cls(services, ModelCache(settings, services.storage), resolve_device(settings.device), ProcessCache())

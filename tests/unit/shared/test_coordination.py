@@ -25,8 +25,10 @@ def coordinator(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Coor
 
 def test_record_items_counts_each_item_once(coordinator: Coordinator) -> None:
     coordinator.set_plan("j", total=5, shards=2)
-    coordinator.record_items("j", {0: {"status": "ok"}, 1: {"status": "failed", "error": "x"}})
-    coordinator.record_items("j", {0: {"status": "failed"}, 2: {"status": "ok"}})  # 0 again: ignored
+    first = coordinator.record_items("j", {0: {"status": "ok"}, 1: {"status": "failed", "error": "x"}})
+    again = coordinator.record_items("j", {0: {"status": "failed"}, 2: {"status": "ok"}})  # 0 again: ignored
+    assert sorted(first) == [0, 1] and again == [2]  # what each call recorded first, for the metrics
+    assert coordinator.record_items("j", {}) == []
     progress = coordinator.progress("j")
     assert progress is not None
     assert (progress.total, progress.done, progress.failed) == (5, 2, 1)

@@ -1,0 +1,68 @@
+"""The store as a worker sees it, every request timed (``fovea_store_request_seconds``): how long the
+worker waits for the store, by operation, retries inside the client included."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import IO, Any, TypeVar
+
+from shared.storage import Storage
+from shared.storage.base import ObjectInfo
+from worker.runtime.metrics import STORE_SECONDS
+
+T = TypeVar("T")
+
+
+class TimedStorage(Storage):
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:  # what a backend has beyond the interface (bucket, ...)
+        return getattr(self.inner, name)
+
+    def _timed(self, operation: str, call: Callable[[], T]) -> T:
+        start = time.perf_counter()
+        try:
+            return call()
+        finally:
+            STORE_SECONDS.labels(operation).observe(time.perf_counter() - start)
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self._timed("put", lambda: self.inner.put_bytes(key, data, content_type))
+
+    def put_stream(self, key: str, stream: IO[bytes], content_type: str = "application/octet-stream") -> int:
+        return self._timed("put", lambda: self.inner.put_stream(key, stream, content_type))
+
+    def get_bytes(self, key: str) -> bytes:
+        return self._timed("get", lambda: self.inner.get_bytes(key))
+
+    def open(self, key: str) -> IO[bytes]:
+        return self._timed("open", lambda: self.inner.open(key))
+
+    def size(self, key: str) -> int | None:
+        return self._timed("head", lambda: self.inner.size(key))
+
+    def list(self, prefix: str, start_after: str = "", limit: int | None = None) -> Iterator[ObjectInfo]:
+        pages = iter(self.inner.list(prefix, start_after, limit))
+        while True:  # each step may fetch a page: time the steps, not the caller's work between them
+            start = time.perf_counter()
+            try:
+                info = next(pages)
+            except StopIteration:
+                return
+            finally:
+                STORE_SECONDS.labels("list").observe(time.perf_counter() - start)
+            yield info
+
+    def delete(self, key: str) -> None:
+        self._timed("delete", lambda: self.inner.delete(key))
+
+    def presign_get(self, key: str, expires_s: int) -> str:
+        return self.inner.presign_get(key, expires_s)
+
+    def presign_put(self, key: str, expires_s: int) -> str:
+        return self.inner.presign_put(key, expires_s)
+
+    def ping(self) -> None:
+        self._timed("ping", self.inner.ping)
