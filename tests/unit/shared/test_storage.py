@@ -85,3 +85,18 @@ def test_unreachable_s3_is_retryable_not_a_crash(tmp_path: Path) -> None:
     ):
         with pytest.raises(Retryable):
             call()
+
+
+def test_range_reads(storage: Storage) -> None:
+    data = bytes(range(256)) * 40
+    storage.put_bytes("r/blob", data)
+    for start, length in [(0, 10), (100, 1), (5000, 5240), (10230, 100), (0, None), (9000, None)]:
+        with storage.open("r/blob", start, length) as stream:
+            got = stream.read()
+        assert got == data[start : None if length is None else start + length], (start, length)
+    with storage.open("r/blob", len(data), 10) as stream:  # at the end: nothing, not an error
+        assert stream.read() == b""
+    with storage.open("r/blob", 3, 4) as stream:  # read in small pieces, never past the range
+        assert stream.read(2) + stream.read(5) + stream.read() == data[3:7]
+    with pytest.raises(NotFound):
+        storage.open("r/missing", 0, 10)
