@@ -44,12 +44,21 @@ class Coordinator(ABC):
         """Note that these items are about to be processed (for poison-item quarantine)."""
 
     @abstractmethod
-    def attempts(self, job: str, indices: list[int]) -> dict[int, int]:
-        """How many times each item was begun (items never begun are absent)."""
+    def end_attempt(self, job: str, indices: list[int]) -> None:
+        """These items were processed without their worker dying (their results wait to be recorded with
+        their shard's pack): they are no longer suspects, so a later death elsewhere cannot quarantine them."""
 
     @abstractmethod
-    def mark_shard_done(self, job: str, shard: int) -> int:
-        """Mark a shard finished (idempotent); returns how many shards are finished."""
+    def attempts(self, job: str, indices: list[int]) -> dict[int, int]:
+        """How many times each item was begun and not ended (items never begun are absent)."""
+
+    @abstractmethod
+    def mark_shard_done(self, job: str, shard: int, ok: int, failed: int) -> int:
+        """Mark a shard finished with its items' counts (idempotent); returns how many shards are finished."""
+
+    @abstractmethod
+    def shard_counts(self, job: str) -> dict[int, tuple[int, int]]:
+        """(ok, failed) of every finished shard: what a running job's results pages filter by."""
 
     @abstractmethod
     def progress(self, job: str) -> LiveProgress | None:

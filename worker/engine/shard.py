@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from shared import keys
-from shared.errors import FoveaError, ItemError, Retryable, StoreRefused
+from shared.errors import FoveaError, ItemError, NotFound, Retryable, StoreRefused
 from shared.jobs import JobStatus, Progress
 from shared.kinds import parse_spec
 from shared.queueing import FINALIZE_TASK
@@ -30,6 +31,7 @@ from worker.engine.shard_items import NO_IMAGE, decoded_items
 from worker.kinds import map_plugin
 from worker.pipelines.base import Item, MapPipeline, Outcome
 from worker.runtime.context import CancelCheck, JobCanceled, JobContext
+from worker.runtime.packing import PackWriter
 from worker.runtime.prefetch import prefetch
 from worker.runtime.resources import Resources
 from worker.runtime.services import Services
@@ -37,6 +39,9 @@ from worker.runtime.services import Services
 log = logging.getLogger(__name__)
 
 CANCELED_REASON = "job canceled before this item was processed"
+FAILED_REASON = "job failed before this item was processed"
+_STOPPED = frozenset({JobStatus.canceled.value, JobStatus.failed.value})
+"""A shard stops at the next item once its job is canceled, or failed (as a whole: see the job's error)."""
 
 
 def failed(index: int, name: str, reason: str) -> dict[str, Any]:
@@ -45,80 +50,161 @@ def failed(index: int, name: str, reason: str) -> dict[str, Any]:
 
 def run_shard(rt: Resources, tenant: str, job_id: str, shard: int) -> None:
     services = rt.services
-    storage, coordinator, settings = services.storage, services.coordinator, services.settings
-    if storage.exists(keys.shard_manifest(tenant, job_id, shard)):
-        _complete(services, tenant, job_id, shard)
+    storage, coordinator = services.storage, services.coordinator
+    done = _finished(services, tenant, job_id, shard)
+    if done is not None:  # finished already (a redelivery): count it again (idempotent), never run it twice
+        _complete(services, tenant, job_id, shard, done)
         return
-    shard_entry = load_shard_entries(services, tenant, job_id, shard)
-    entries = shard_entry["items"]
-    names = {int(e[0]): str(e[1]) for e in entries}
-    is_targets = shard_entry["source"] == "targets"  # items are parameters; otherwise extras are ground truth
-    extra_at = 3 if shard_entry["source"] == "keys" else 2  # key shards hold the object's key at 2
-    extras = {int(e[0]): e[extra_at] for e in entries if len(e) > extra_at and isinstance(e[extra_at], dict)}
-    results = coordinator.item_results(job_id, list(names))
+    entry = load_shard_entries(services, tenant, job_id, shard)
+    names = {int(row[0]): str(row[1]) for row in entry["items"]}
+    results, todo, suspects = _recorded_so_far(services, job_id, entry, names)
+    spec = parse_spec(services.jobs.load(tenant, job_id).spec)
+    canceled = CancelCheck(lambda: coordinator.get_status(job_id) in _STOPPED)
+    pack = PackWriter(storage, tenant, job_id, shard) if getattr(spec, "packed_outputs", False) else None
+    ctx = JobContext(storage, rt.models, tenant, job_id, rt.device, canceled, pack)
+    pipeline = map_plugin(spec.kind).pipeline(spec, ctx)
+    recorder = _Recorder(coordinator, job_id, results, pack, services.settings.pack_bytes)
+    decoded = decoded_items(services, tenant, job_id, shard, entry, set(todo), entry["source"] == "targets")
+    try:
+        _run_items(services, pipeline, tenant, job_id, entry, names, decoded, suspects, canceled, recorder)
+    except JobCanceled:
+        pass  # the batch in flight stops at its next write; its items are recorded as canceled below
+    except BaseException:
+        if pack is not None:
+            pack.discard()  # an outage or a crash: the unrecorded items of this segment are done again
+        raise
+    recorder.seal()
+    stopped = CANCELED_REASON if coordinator.get_status(job_id) != JobStatus.failed.value else FAILED_REASON
+    for index in names:
+        results.setdefault(index, failed(index, names[index], stopped))
+    _finish(services, tenant, job_id, shard, results)
+
+
+def _finished(services: Services, tenant: str, job_id: str, shard: int) -> list[dict[str, Any]] | None:
+    """The items of the shard's manifest, or None while it has none."""
+    try:
+        return list(services.storage.get_json(keys.shard_manifest(tenant, job_id, shard))["items"])
+    except NotFound:
+        return None
+
+
+def _recorded_so_far(
+    services: Services, job_id: str, entry: dict[str, Any], names: dict[int, str]
+) -> tuple[dict[int, dict[str, Any]], list[int], set[int]]:
+    """The shard's results on record (its planned failures recorded now, items that killed their worker
+    too often quarantined), the items still to do, and those to retry alone (a worker died on them)."""
+    coordinator, cap = services.coordinator, services.settings.max_deliveries
+    planned_failures = {int(e["index"]): e for e in entry.get("errors", [])}
+    results = coordinator.item_results(job_id, [*names, *planned_failures])
+    unrecorded = {i: e for i, e in planned_failures.items() if i not in results}
+    coordinator.record_items(job_id, unrecorded)  # members planning could not make items of
+    results.update(unrecorded)
     pending = [i for i in names if i not in results]
     attempts = coordinator.attempts(job_id, pending)
     quarantined = {
         i: failed(i, names[i], f"quarantined: the worker process died {n} times while processing this item")
         for i, n in attempts.items()
-        if n >= settings.max_deliveries
+        if n >= cap
     }
     coordinator.record_items(job_id, quarantined)
     results.update(quarantined)
-    suspects = {i for i, n in attempts.items() if 0 < n < settings.max_deliveries}
-    todo = [i for i in pending if i not in quarantined]
+    suspects = {i for i, n in attempts.items() if 0 < n < cap}
+    return results, [i for i in pending if i not in quarantined], suspects
 
-    record = services.jobs.load(tenant, job_id)
-    spec = parse_spec(record.spec)
-    canceled = CancelCheck(lambda: coordinator.get_status(job_id) == JobStatus.canceled.value)
-    ctx = JobContext(storage, rt.models, tenant, job_id, rt.device, canceled)
-    pipeline = map_plugin(spec.kind).pipeline(spec, ctx)
+
+class _Recorder:
+    """Puts finished items on record: at once, or (packed outputs) once the pack segment holding their
+    outputs is stored, so no item on record points at bytes that are not in the store."""
+
+    def __init__(
+        self,
+        coordinator: Any,
+        job_id: str,
+        results: dict[int, dict[str, Any]],
+        pack: PackWriter | None,
+        segment_bytes: int,
+    ) -> None:
+        self.coordinator, self.job_id, self.results, self.pack = coordinator, job_id, results, pack
+        self.segment_bytes = segment_bytes
+        self.waiting: dict[int, dict[str, Any]] = {}
+
+    def record(self, outcome: dict[int, dict[str, Any]], has_outputs: bool = True) -> None:
+        if self.pack is None or not has_outputs:
+            self.coordinator.record_items(self.job_id, outcome)
+            self.results.update(outcome)
+            return
+        self.waiting.update(outcome)
+        # Processed without killing the worker: if a later item does, these are not suspects (they run
+        # again, batched, since their outputs die with the unstored segment).
+        self.coordinator.end_attempt(self.job_id, list(outcome))
+        if self.pack.nbytes >= self.segment_bytes:
+            self.seal()
+
+    def seal(self) -> None:
+        if self.pack is not None:
+            self.pack.seal()
+        self.coordinator.record_items(self.job_id, self.waiting)
+        self.results.update(self.waiting)
+        self.waiting = {}
+
+
+def _run_items(
+    services: Services,
+    pipeline: MapPipeline,
+    tenant: str,
+    job_id: str,
+    entry: dict[str, Any],
+    names: dict[int, str],
+    decoded: Iterator[tuple[int, Any]],
+    suspects: set[int],
+    canceled: CancelCheck,
+    recorder: _Recorder,
+) -> None:
+    """Decoded items through the pipeline in batches (an item a worker died on runs alone)."""
+    is_targets = entry["source"] == "targets"
+    rows = {int(row[0]): row for row in entry["items"]}
+    truth = {int(index): value for index, value in entry.get("truth", {}).items()}
     batch: list[Item] = []
 
     def flush() -> None:
         if batch:
-            outcome = _run_batch(services, pipeline, tenant, job_id, batch)
-            coordinator.record_items(job_id, outcome)
-            results.update(outcome)
+            recorder.record(_run_batch(services, pipeline, tenant, job_id, batch))
             batch.clear()
 
-    decoded = decoded_items(services, tenant, job_id, shard, shard_entry, set(todo), is_targets)
-    try:
-        for index, image in prefetch(decoded, depth=pipeline.batch_size):
-            if canceled.now():
-                break
-            if isinstance(image, ItemError):
-                one = {index: failed(index, names[index], str(image))}
-                coordinator.record_items(job_id, one)
-                results.update(one)
-                continue
-            if is_targets:
-                item = Item(index, names[index], NO_IMAGE, params=extras[index])
-            else:
-                item = Item(index, names[index], image, extras.get(index))
-            if index in suspects:
-                flush()
-                batch.append(item)
-                flush()
-                continue
-            batch.append(item)
-            if len(batch) >= pipeline.batch_size:
-                flush()
-        if not canceled.now():
+    for index, image in prefetch(decoded, depth=pipeline.batch_size):
+        if canceled.now():
+            return
+        if isinstance(image, ItemError):
+            recorder.record({index: failed(index, names[index], str(image))}, has_outputs=False)
+            continue
+        if is_targets:
+            item = Item(index, names[index], NO_IMAGE, params=rows[index][2])
+        else:
+            item = Item(index, names[index], image, truth.get(index))
+        if index in suspects:
             flush()
-    except JobCanceled:
-        pass  # the batch in flight stops at its next write; its items are recorded as canceled below
-    for index in names:
-        results.setdefault(index, failed(index, names[index], CANCELED_REASON))
-    _finish(services, tenant, job_id, shard, results)
+            batch.append(item)
+            flush()
+            continue
+        batch.append(item)
+        if len(batch) >= pipeline.batch_size:
+            flush()
+    if not canceled.now():
+        flush()
 
 
 def abandon_shard(services: Services, tenant: str, job_id: str, shard: int, reason: str) -> None:
     """Give up on a shard whose task kept failing: unfinished items fail with ``reason``."""
-    entries = load_shard_entries(services, tenant, job_id, shard)["items"]
-    names = {int(e[0]): str(e[1]) for e in entries}
-    results = services.coordinator.item_results(job_id, list(names))
+    done = _finished(services, tenant, job_id, shard)
+    if done is not None:  # it finished after all: keep what it did
+        _complete(services, tenant, job_id, shard, done)
+        return
+    entry = load_shard_entries(services, tenant, job_id, shard)
+    names = {int(e[0]): str(e[1]) for e in entry["items"]}
+    planned_failures = {int(e["index"]): e for e in entry.get("errors", [])}
+    results = services.coordinator.item_results(job_id, [*names, *planned_failures])
     missing = {i: failed(i, n, reason) for i, n in names.items() if i not in results}
+    missing |= {i: e for i, e in planned_failures.items() if i not in results}
     services.coordinator.record_items(job_id, missing)
     results.update(missing)
     _finish(services, tenant, job_id, shard, results)
@@ -182,23 +268,29 @@ def _reason(exc: Exception) -> str:
 
 
 def _finish(services: Services, tenant: str, job_id: str, shard: int, results: dict[int, dict[str, Any]]) -> None:
-    items = [results[i] for i in sorted(results)]
+    """Store the shard's manifest. An item's first result on record wins: two deliveries of a shard may
+    both have run it, and the manifest must say what was counted (and point only into a stored pack)."""
+    recorded = services.coordinator.item_results(job_id, list(results))
+    items = [recorded.get(i, results[i]) for i in sorted(results)]
     services.storage.put_json(keys.shard_manifest(tenant, job_id, shard), {"shard": shard, "items": items})
-    _complete(services, tenant, job_id, shard)
+    _complete(services, tenant, job_id, shard, items)
 
 
-def _complete(services: Services, tenant: str, job_id: str, shard: int) -> None:
-    """The shard's manifest is stored: count it, keep the job's durable progress current (what readers see
-    if the coordinator is down), and when it was the last, submit the finaliser before dropping the shard."""
+def _complete(services: Services, tenant: str, job_id: str, shard: int, items: list[dict[str, Any]]) -> None:
+    """The shard's manifest is stored: count it (its ok and failed items, what a running job's pages filter
+    by), keep the job's durable progress current (what readers see if the coordinator is down), and when
+    it was the last, submit the finaliser before dropping the shard."""
     coordinator = services.coordinator
-    done = coordinator.mark_shard_done(job_id, shard)
+    ok = sum(1 for item in items if item["status"] == "ok")
+    done = coordinator.mark_shard_done(job_id, shard, ok, len(items) - ok)
     progress = coordinator.progress(job_id)
     shards = progress.shards if progress is not None else None
-    if shards is None:  # the coordinator lost the plan (e.g. a Redis without AOF restarted): ask the store
-        shards = int(services.storage.get_json(keys.plan(tenant, job_id))["shards"])
+    if shards is None:  # still planning, or the coordinator lost the plan (a Redis without AOF restarted)
+        plan = services.storage.get_json(keys.plan(tenant, job_id))
+        shards = int(plan["shards"]) if plan.get("complete") else None  # planning sends the finaliser then
     if progress is not None:
         live = Progress(total=progress.total, done=progress.done, failed=progress.failed)
         services.jobs.save_progress(tenant, job_id, live)
-    if done >= shards:
+    if shards is not None and done >= shards:
         services.submit(job_id, "finalize", FINALIZE_TASK, (tenant, job_id))
     services.done(job_id, shard_task_id(shard))

@@ -42,12 +42,15 @@ def test_status_compare_and_set(coordinator: Coordinator) -> None:
 
 
 def test_shards_attempts_claims(coordinator: Coordinator) -> None:
-    assert coordinator.mark_shard_done("j", 0) == 1
-    assert coordinator.mark_shard_done("j", 0) == 1
-    assert coordinator.mark_shard_done("j", 1) == 2
+    assert coordinator.mark_shard_done("j", 0, 3, 1) == 1
+    assert coordinator.mark_shard_done("j", 0, 3, 1) == 1
+    assert coordinator.mark_shard_done("j", 1, 0, 2) == 2
+    assert coordinator.shard_counts("j") == {0: (3, 1), 1: (0, 2)} and coordinator.shard_counts("k") == {}
     coordinator.begin_attempt("j", [7, 8])
     coordinator.begin_attempt("j", [8])
     assert coordinator.attempts("j", [7, 8, 9]) == {7: 1, 8: 2}
+    coordinator.end_attempt("j", [8, 9])  # processed, not yet recorded: no longer a suspect
+    assert coordinator.attempts("j", [7, 8, 9]) == {7: 1}
     assert coordinator.claim("x") and not coordinator.claim("x")
     assert coordinator.remember("k", "v1") is None
     assert coordinator.remember("k", "v2") == "v1"

@@ -13,10 +13,11 @@ from shared import keys
 from shared.jobs import JobStatus
 from shared.kinds import parse_spec
 from shared.queueing import SHARD_TASK
+from shared.results import iter_shards, read_index
 from shared.settings import Settings
 from tests.support.images import png, tar_with_broken_members
 from tests.support.runtime import recording_resources, sent_tasks
-from worker.engine.finalize import collect_items, finalize_job
+from worker.engine.finalize import finalize_job
 from worker.engine.inprocess import run_job_inprocess
 from worker.engine.lifecycle import start_job
 from worker.engine.shard import CANCELED_REASON, run_shard
@@ -130,8 +131,12 @@ def test_cancel_keeps_finished_items(local_settings: Settings, tmp_path: Path) -
     for args in shards[1:]:
         run_shard(rt, *args)
     finalize_job(services, "local", job_id)
-    items, total = collect_items(services, "local", job_id)
-    assert len(items) == total
+    index = read_index(services.storage, "local", job_id)
+    assert index is not None and index.final and index.planned
+    items = [
+        item for _shard, shard_items in iter_shards(services.storage, "local", job_id, index) for item in shard_items
+    ]
+    assert len(items) == index.total
     first = [
         i
         for i in items
