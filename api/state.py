@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from api.queue import TaskQueue
 from shared.coordination import Coordinator, open_coordinator
@@ -19,6 +20,8 @@ class AppState:
     queue: TaskQueue
     jobs: JobStore
     tenants: dict[str, str]
+    readers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(16, thread_name_prefix="fovea-read"))
+    """Store reads a request makes at once (a results page's shard manifests), not one after another."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:

@@ -42,6 +42,8 @@ def member_name(index: int, output: str) -> str:
 
 def parse_ref(path: str) -> PackedOutput | None:
     """The packed output a path names, or None for a plain file's path."""
+    if "#" not in path:  # never in a plain file's path (keys are made of safe components): the common case
+        return None
     found = _REF.match(path)
     if found is None:
         return None

@@ -19,9 +19,12 @@ The API pages through this; the finaliser streams the whole job through it.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import islice
 from typing import Any
 
 from shared import keys
@@ -120,6 +123,11 @@ def shard_items(
     return [{"index": index, "name": name, "status": PENDING} for index, name in sorted(rows)]
 
 
+Reader = Callable[[Callable[[int], list[dict[str, Any]]], list[int]], Iterable[list[dict[str, Any]]]]
+"""Reads shards: ``reader(read_one, shards)`` gives each shard's items, in order (``map``, or an executor's
+``map`` to read a page's few shards at once)."""
+
+
 def page(
     storage: Storage,
     tenant: str,
@@ -128,51 +136,60 @@ def page(
     offset: int,
     limit: int,
     status: ItemStatus | None = None,
+    reader: Reader = map,
 ) -> list[dict[str, Any]]:
-    """Items ``offset`` to ``offset + limit`` of those with ``status`` (of all items for None), in index order."""
-    if status is None:
-        return _slice(storage, tenant, job_id, index, offset, limit)
-    out: list[dict[str, Any]] = []
-    skipped = 0
-    for shard in range(len(index.starts)):
-        matching = index.matching(shard, status)
-        if skipped + matching <= offset:  # the whole shard lies before the page: skip it unread
-            skipped += matching
-            continue
-        finished = shard in index.counts
-        items = [i for i in shard_items(storage, tenant, job_id, shard, finished) if i["status"] == status.value]
-        start = max(0, offset - skipped)
-        out += items[start : start + limit - len(out)]
-        skipped += matching
-        if len(out) >= limit:
-            break
-    return out
-
-
-def _slice(
-    storage: Storage, tenant: str, job_id: str, index: ShardIndex, offset: int, limit: int
-) -> list[dict[str, Any]]:
-    stop = min(offset + limit, index.total)
-    if offset >= stop:
-        return []
-    first = bisect.bisect_right(index.starts, offset) - 1
-    out: list[dict[str, Any]] = []
+    """Items ``offset`` to ``offset + limit`` of those with ``status`` (of all items for None), in index
+    order. The index says which shards hold them; only those are read."""
+    needed: list[tuple[int, int]] = []  # (shard, matching items of it to skip)
+    first = 0 if status is not None or not index.starts else max(0, bisect.bisect_right(index.starts, offset) - 1)
+    seen, wanted = (index.starts[first] if index.starts else 0), offset + limit
     for shard in range(first, len(index.starts)):
-        if index.starts[shard] >= stop:
+        matching = index.size(shard) if status is None else index.matching(shard, status)
+        if seen + matching > offset and matching:
+            needed.append((shard, max(0, offset - seen)))
+        seen += matching
+        if seen >= wanted:
             break
-        finished = True if index.final else None
-        out += [i for i in shard_items(storage, tenant, job_id, shard, finished) if offset <= i["index"] < stop]
+
+    def read(shard: int) -> list[dict[str, Any]]:
+        finished = True if index.final else (None if status is None else shard in index.counts)
+        return shard_items(storage, tenant, job_id, shard, finished)
+
+    out: list[dict[str, Any]] = []
+    for (_shard, skip), items in zip(needed, reader(read, [shard for shard, _ in needed]), strict=True):
+        chosen = [item for item in items if status is None or item["status"] == status.value]
+        out += chosen[skip : skip + limit - len(out)]
     return out
+
+
+def read_ahead(pool: Executor, depth: int) -> Reader:
+    """A reader that keeps ``depth`` shards being read ahead of the one in use (memory: ``depth`` shards)."""
+
+    def reader(read: Callable[[int], list[dict[str, Any]]], shards: list[int]) -> Iterator[list[dict[str, Any]]]:
+        waiting: deque[Future[list[dict[str, Any]]]] = deque()
+        upcoming = iter(shards)
+        for shard in islice(upcoming, depth):
+            waiting.append(pool.submit(read, shard))
+        while waiting:
+            items = waiting.popleft().result()
+            following = next(upcoming, None)
+            if following is not None:
+                waiting.append(pool.submit(read, following))
+            yield items
+
+    return reader
 
 
 def iter_shards(
-    storage: Storage, tenant: str, job_id: str, index: ShardIndex
+    storage: Storage, tenant: str, job_id: str, index: ShardIndex, reader: Reader = map
 ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    """Every shard's final items in index order, one shard in memory at a time. Raises RuntimeError when an
-    index is missing or repeated (a shard manifest that does not hold what the plan says)."""
+    """Every shard's final items in index order (``reader`` may read ahead; it decides how many shards are
+    in memory). Raises RuntimeError when an index is missing or repeated (a shard manifest that does not
+    hold what the plan says)."""
     expected = 0
-    for shard in range(len(index.starts)):
-        items = shard_items(storage, tenant, job_id, shard, finished=True)
+    shards = list(range(len(index.starts)))
+    read = lambda shard: shard_items(storage, tenant, job_id, shard, finished=True)  # noqa: E731
+    for shard, items in zip(shards, reader(read, shards), strict=True):
         for item in items:
             if int(item["index"]) != expected:
                 raise RuntimeError(f"job {job_id}: shard {shard} has item {item['index']} where {expected} was due")

@@ -16,19 +16,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from api.deps import State, Tenant, absolute
+from api.deps import State, Tenant
 from api.errors import ApiError
+from api.links import PACKED_METHOD, PACKED_ROUTE, JobLinks
 from api.schemas import ResultItem, Results, errors
 from shared import keys, signing
 from shared.errors import NotFound
 from shared.jobs import TERMINAL
-from shared.packs import parse_ref, read_packed
-from shared.results import ItemStatus, page, read_index, read_plan
+from shared.kinds import Shape, kind_of
+from shared.packs import PackedOutput, parse_ref, read_packed
+from shared.results import ItemStatus, ShardIndex, page, read_index, read_plan
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
-PACKED_ROUTE = "/v1/packed"
-_PACKED = "PACKED"  # the signing method of packed-output URLs: never valid for another route
 _ITEM_FIELDS = {"index", "name", "status", "outputs", "error"}
 MAX_PAGE = 10_000
 
@@ -54,21 +54,16 @@ def results(
     output URLs. A running job's page holds the items planned so far: those of finished shards final (ok
     or failed), the others ``pending``; ``final`` turns true once every item is final, and the summary,
     report and whole manifest are then linked."""
+    # The record (which says the job is the caller's: another tenant's is a 404) and the shard index are
+    # read at once; the index is under the tenant's own prefix, so reading it first shows nothing.
+    found_index = state.readers.submit(_shard_index, state, tenant, job_id, status)
     record = state.jobs.get(tenant, job_id)
-    ttl = state.settings.presign_ttl_s
+    links = JobLinks(request, state, tenant, job_id)
+    url = links.file
 
-    def url(path: str) -> str:  # a file of the job, as manifests and summaries name it
-        key = keys.in_job(tenant, job_id, path)
-        if parse_ref(path) is not None:
-            return absolute(request, signing.signed_path(state.settings.secret(), _PACKED, PACKED_ROUTE, key, ttl))
-        return absolute(request, state.storage.presign_get(key, ttl))
-
-    index = read_index(state.storage, tenant, job_id)
-    if index is None:  # not finalised: the plan as it stands, and the shards finished so far
-        counts = state.coordinator.shard_counts(job_id) if status is not None else None
-        index = read_plan(state.storage, tenant, job_id, counts)
+    index = found_index.result()
     if index is not None:
-        entries = page(state.storage, tenant, job_id, index, offset, limit, status)
+        entries = page(state.storage, tenant, job_id, index, offset, limit, status, state.readers.map)
         total, planned, final = index.count(status), index.planned, index.final
     else:
         entries, total, planned, final = _unindexed(
@@ -85,19 +80,27 @@ def results(
         limit=limit,
         next_offset=offset + len(entries) if entries and offset + len(entries) < total else None,
         items=[_item(entry, url) for entry in entries],
-        packs=_packs(
-            entries, lambda path: absolute(request, state.storage.presign_get(keys.in_job(tenant, job_id, path), ttl))
-        ),
+        packs=_packs(entries, links.whole),
         error=record.error,
-        files=_files(state, tenant, job_id, url),
+        files=_files(state, tenant, job_id, url) if kind_of(record.kind).shape is Shape.TRAIN else {},
     )
     if final and state.storage.exists(keys.summary(tenant, job_id)):
         summary = state.storage.get_json(keys.summary(tenant, job_id))
         view.summary = summary
         view.files |= _summary_files(summary, url)
-        view.report = absolute(request, state.storage.presign_get(keys.report(tenant, job_id), ttl))
-        view.manifest = absolute(request, state.storage.presign_get(keys.manifest(tenant, job_id), ttl))
+        view.report = links.whole(keys.relative_to_job(tenant, job_id, keys.report(tenant, job_id)))
+        view.manifest = links.whole(keys.relative_to_job(tenant, job_id, keys.manifest(tenant, job_id)))
     return view
+
+
+def _shard_index(state: State, tenant: str, job_id: str, status: ItemStatus | None) -> ShardIndex | None:
+    """The finaliser's index once the job has one; before that the plan as it stands, with the counts of
+    the shards finished so far when a page filters by status."""
+    index = read_index(state.storage, tenant, job_id)
+    if index is None:
+        counts = state.coordinator.shard_counts(job_id) if status is not None else None
+        index = read_plan(state.storage, tenant, job_id, counts)
+    return index
 
 
 def _unindexed(
@@ -165,18 +168,24 @@ def _item(entry: dict[str, Any], url: Callable[[str], str]) -> ResultItem:
         403, 404, 422, also={200: {"content": {"application/octet-stream": {}}, "description": "The output"}}
     ),
 )
-def packed_output(key: str, expires: int, signature: str, state: State) -> Response:
-    """The bytes of one output inside a pack (a range read of the store), for the URL a results page gave:
-    signed for one output of one job, and only ever made for the job's own tenant."""
-    if not signing.verify(state.settings.secret(), _PACKED, key, expires, signature):
+def packed_output(
+    key: str,
+    expires: int,
+    signature: str,
+    state: State,
+    offset: Annotated[int, Query(ge=0, description="Where the output's bytes start in the pack")],
+    size: Annotated[int, Query(ge=0, le=2**31, description="How many bytes it has")],
+    name: Annotated[str, Query(max_length=255, description="The member's name (INDEX.NAME.EXT): its media type")],
+) -> Response:
+    """The bytes of one output inside a pack (one range read of the store), for the URL a results page
+    gave: signed for one pack of one job, and only ever made for the job's own tenant."""
+    if not signing.verify(state.settings.secret(), PACKED_METHOD, key, expires, signature):
         raise ApiError(403, "forbidden", "signature invalid or expired")
-    found = parse_ref(key)
-    if found is None:
-        raise ApiError(404, "not_found", "not a packed output")
+    output = PackedOutput(key, offset, size, name)
     try:
-        data = read_packed(state.storage, found.pack, found)
+        data = read_packed(state.storage, key, output)
     except NotFound as exc:
         raise ApiError(404, "not_found", "not found") from exc
-    if len(data) != found.size:
+    if len(data) != size:
         raise ApiError(404, "not_found", "the pack is shorter than this output's place in it")
-    return Response(data, media_type=found.content_type)
+    return Response(data, media_type=output.content_type)

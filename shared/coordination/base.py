@@ -40,6 +40,12 @@ class Coordinator(ABC):
         """Results recorded so far for these items."""
 
     @abstractmethod
+    def forget_items(self, job: str, indices: list[int]) -> None:
+        """Drop these items' records (and attempts), keeping them counted in the progress: their shard's
+        manifest holds them now, and nothing reads a finished shard's records again. What keeps the
+        coordinator's memory bounded by the shards in flight, not by the job."""
+
+    @abstractmethod
     def begin_attempt(self, job: str, indices: list[int]) -> None:
         """Note that these items are about to be processed (for poison-item quarantine)."""
 

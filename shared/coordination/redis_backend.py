@@ -116,6 +116,13 @@ class RedisCoordinator(Coordinator):
         values = self._call(self.client.hmget, _k(job, "items"), indices)
         return {i: json.loads(v) for i, v in zip(indices, values, strict=True) if v is not None}
 
+    def forget_items(self, job: str, indices: list[int]) -> None:
+        if indices:
+            pipe = self.client.pipeline()
+            pipe.hdel(_k(job, "items"), *[str(i) for i in indices])
+            pipe.hdel(_k(job, "attempts"), *[str(i) for i in indices])
+            self._call(pipe.execute)
+
     def begin_attempt(self, job: str, indices: list[int]) -> None:
         pipe = self.client.pipeline()
         for index in indices:

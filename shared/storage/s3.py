@@ -55,6 +55,7 @@ class S3Storage(Storage):
                 retries={"max_attempts": 3, "mode": "standard"},
                 connect_timeout=5,
                 read_timeout=60,
+                max_pool_connections=32,  # a results page reads its shards at once; the finaliser reads ahead
             ),
         )
         return cls(client, bucket, prefix)

@@ -15,6 +15,7 @@ import json
 import tempfile
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,7 @@ from shared.jobs import JobStatus, Progress, now
 from shared.jobstore import LIVE
 from shared.kinds import parse_spec
 from shared.packs import parse_ref, read_packed
-from shared.results import ShardIndex, iter_shards, read_plan, write_index
+from shared.results import ShardIndex, iter_shards, read_ahead, read_plan, write_index
 from shared.storage import Storage
 from worker.engine.arrays import write_job_arrays
 from worker.engine.shard import CANCELED_REASON
@@ -65,6 +66,7 @@ class _Tally:
             self.failures.append(item)
 
 
+_READ_AHEAD = 8
 _REASON_CLASSES = 200  # distinct failure reasons counted by name in the summary; the rest together
 
 
@@ -83,16 +85,23 @@ def _stream_manifest(
     with tempfile.TemporaryFile() as spool:
         head = {"job": job_id, "status": status, "total": plan.total if plan is not None else 0}
         spool.write(json.dumps(head)[:-1].encode() + b',"items":[')
-        shards = iter_shards(storage, tenant, job_id, plan) if plan is not None else iter(())
         first = True
-        for _shard, items in shards:
-            ok = 0
-            for item in items:
-                spool.write((b"" if first else b",") + json.dumps(item, separators=(",", ":"), default=str).encode())
-                first = False
-                ok += item["status"] == "ok"
-                visit(item)
-            counts.append([ok, len(items) - ok])
+        with ThreadPoolExecutor(_READ_AHEAD) as pool:  # shard manifests read a few ahead: latency, not memory
+            shards = (
+                iter_shards(storage, tenant, job_id, plan, read_ahead(pool, _READ_AHEAD))
+                if plan is not None
+                else iter(())
+            )
+            for _shard, items in shards:
+                ok = 0
+                for item in items:
+                    spool.write(
+                        (b"" if first else b",") + json.dumps(item, separators=(",", ":"), default=str).encode()
+                    )
+                    first = False
+                    ok += item["status"] == "ok"
+                    visit(item)
+                counts.append([ok, len(items) - ok])
         spool.write(b"]}")
         spool.seek(0)
         storage.put_stream(keys.manifest(tenant, job_id), spool, "application/json")  # type: ignore[arg-type]

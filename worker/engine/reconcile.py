@@ -176,9 +176,10 @@ def restore_job(services: Services, tenant: str, job: str) -> list[str]:
         except NotFound:
             missing.append(shard)
             continue
-        coordinator.record_items(job, {int(item["index"]): item for item in manifest["items"]})
+        coordinator.record_items(job, {int(item["index"]): item for item in manifest["items"]})  # counted again
         ok = sum(1 for item in manifest["items"] if item["status"] == "ok")
         coordinator.mark_shard_done(job, shard, ok, len(manifest["items"]) - ok)
+        coordinator.forget_items(job, [int(item["index"]) for item in manifest["items"]])
     for shard in missing:
         services.submit(job, shard_task_id(shard), SHARD_TASK, (tenant, job, shard))
     if not complete:  # planning goes on from where its last step stopped

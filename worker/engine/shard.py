@@ -283,6 +283,7 @@ def _complete(services: Services, tenant: str, job_id: str, shard: int, items: l
     coordinator = services.coordinator
     ok = sum(1 for item in items if item["status"] == "ok")
     done = coordinator.mark_shard_done(job_id, shard, ok, len(items) - ok)
+    coordinator.forget_items(job_id, [int(item["index"]) for item in items])
     progress = coordinator.progress(job_id)
     shards = progress.shards if progress is not None else None
     if shards is None:  # still planning, or the coordinator lost the plan (a Redis without AOF restarted)

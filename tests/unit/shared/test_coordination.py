@@ -31,6 +31,10 @@ def test_record_items_counts_each_item_once(coordinator: Coordinator) -> None:
     assert progress is not None
     assert (progress.total, progress.done, progress.failed) == (5, 2, 1)
     assert coordinator.item_results("j", [0, 1, 3]) == {0: {"status": "ok"}, 1: {"status": "failed", "error": "x"}}
+    coordinator.forget_items("j", [0, 1])  # their shard's manifest holds them: still counted
+    progress = coordinator.progress("j")
+    assert progress is not None and (progress.done, progress.failed) == (2, 1)
+    assert coordinator.item_results("j", [2]) == {2: {"status": "ok"}}
 
 
 def test_status_compare_and_set(coordinator: Coordinator) -> None:
