@@ -13,12 +13,9 @@ items, even inside a batch (the context checks before each write).
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Iterator
 from typing import Any
-
-import numpy as np
 
 from shared import keys
 from shared.errors import FoveaError, ItemError, NotFound, Retryable, StoreRefused
@@ -26,6 +23,7 @@ from shared.jobs import JobStatus, Progress
 from shared.kinds import parse_spec
 from shared.queueing import FINALIZE_TASK
 from shared.work import shard_task_id
+from worker.engine.batch_extras import BatchExtras
 from worker.engine.plan import load_shard_entries
 from worker.engine.shard_items import NO_IMAGE, decoded_items
 from worker.kinds import map_plugin
@@ -63,15 +61,15 @@ def run_shard(rt: Resources, tenant: str, job_id: str, shard: int) -> None:
     pack = PackWriter(storage, tenant, job_id, shard) if getattr(spec, "packed_outputs", False) else None
     ctx = JobContext(storage, rt.models, tenant, job_id, rt.device, canceled, pack)
     pipeline = map_plugin(spec.kind).pipeline(spec, ctx)
-    recorder = _Recorder(coordinator, job_id, results, pack, services.settings.pack_bytes)
+    extras = BatchExtras(storage, tenant, job_id, gather=pack is not None)
+    recorder = _Recorder(coordinator, job_id, results, pack, extras, services.settings.pack_bytes)
     decoded = decoded_items(services, tenant, job_id, shard, entry, set(todo), entry["source"] == "targets")
     try:
         _run_items(services, pipeline, tenant, job_id, entry, names, decoded, suspects, canceled, recorder)
     except JobCanceled:
         pass  # the batch in flight stops at its next write; its items are recorded as canceled below
     except BaseException:
-        if pack is not None:
-            pack.discard()  # an outage or a crash: the unrecorded items of this segment are done again
+        recorder.discard()  # an outage or a crash: the unrecorded items of this segment are done again
         raise
     recorder.seal()
     stopped = CANCELED_REASON if coordinator.get_status(job_id) != JobStatus.failed.value else FAILED_REASON
@@ -122,10 +120,11 @@ class _Recorder:
         job_id: str,
         results: dict[int, dict[str, Any]],
         pack: PackWriter | None,
+        extras: BatchExtras,
         segment_bytes: int,
     ) -> None:
         self.coordinator, self.job_id, self.results, self.pack = coordinator, job_id, results, pack
-        self.segment_bytes = segment_bytes
+        self.extras, self.segment_bytes = extras, segment_bytes
         self.waiting: dict[int, dict[str, Any]] = {}
 
     def record(self, outcome: dict[int, dict[str, Any]], has_outputs: bool = True) -> None:
@@ -141,11 +140,19 @@ class _Recorder:
             self.seal()
 
     def seal(self) -> None:
+        """Store the segment's sums and arrays, then its pack, then record its items (in that order: what is
+        on record is in the store)."""
         if self.pack is not None:
+            self.extras.store()
             self.pack.seal()
         self.coordinator.record_items(self.job_id, self.waiting)
         self.results.update(self.waiting)
         self.waiting = {}
+
+    def discard(self) -> None:
+        if self.pack is not None:
+            self.pack.discard()
+        self.extras.drop()
 
 
 def _run_items(
@@ -168,7 +175,7 @@ def _run_items(
 
     def flush() -> None:
         if batch:
-            recorder.record(_run_batch(services, pipeline, tenant, job_id, batch))
+            recorder.record(_run_batch(services, pipeline, tenant, job_id, batch, recorder.extras))
             batch.clear()
 
     for index, image in prefetch(decoded, depth=pipeline.batch_size):
@@ -211,19 +218,12 @@ def abandon_shard(services: Services, tenant: str, job_id: str, shard: int, reas
 
 
 def _run_batch(
-    services: Services, pipeline: MapPipeline, tenant: str, job_id: str, batch: list[Item]
+    services: Services, pipeline: MapPipeline, tenant: str, job_id: str, batch: list[Item], extras: BatchExtras
 ) -> dict[int, dict[str, Any]]:
     services.coordinator.begin_attempt(job_id, [item.index for item in batch])
     try:
         outcomes = pipeline.run_batch(batch)
-        sums = pipeline.take_batch_sums()
-        if sums is not None:
-            # Keyed by the batch's first item and written before its items are recorded: a rerun after a
-            # crash re-forms batches from unrecorded items only, so each item is summed exactly once.
-            buffer = io.BytesIO()
-            np.savez(buffer, **sums)  # type: ignore[arg-type]
-            services.storage.put_bytes(keys.batch_sums(tenant, job_id, batch[0].index), buffer.getvalue())
-        _store_arrays(services, tenant, job_id, batch, outcomes)
+        extras.add(batch, outcomes, pipeline.take_batch_sums())  # stored before the items are recorded
         return {item.index: _ok(tenant, job_id, item, outcome) for item, outcome in zip(batch, outcomes, strict=True)}
     except (Retryable, StoreRefused, JobCanceled):
         raise  # an outage, a refusal of the store or a cancel is never an item's fault
@@ -234,25 +234,8 @@ def _run_batch(
     # One bad item must not fail its neighbours: retry them one by one.
     out: dict[int, dict[str, Any]] = {}
     for item in batch:
-        out.update(_run_batch(services, pipeline, tenant, job_id, [item]))
+        out.update(_run_batch(services, pipeline, tenant, job_id, [item], extras))
     return out
-
-
-def _store_arrays(services: Services, tenant: str, job_id: str, batch: list[Item], outcomes: list[Outcome]) -> None:
-    """The batch's per-item arrays, keyed by its first item like the sums; the finaliser places each row
-    by its item's index, so a rerun that writes a row again cannot duplicate it."""
-    names = sorted({name for outcome in outcomes for name in outcome.arrays})
-    if not names:
-        return
-    rows = [(item.index, outcome) for item, outcome in zip(batch, outcomes, strict=True)]
-    packed: dict[str, np.ndarray] = {}
-    for name in names:
-        have = [(index, o.arrays[name]) for index, o in rows if name in o.arrays]
-        packed[f"index.{name}"] = np.array([index for index, _ in have], dtype=np.int64)
-        packed[f"rows.{name}"] = np.stack([np.asarray(value, dtype=np.float32) for _, value in have])
-    buffer = io.BytesIO()
-    np.savez(buffer, **packed)  # type: ignore[arg-type]
-    services.storage.put_bytes(keys.batch_arrays(tenant, job_id, batch[0].index), buffer.getvalue())
 
 
 def _ok(tenant: str, job_id: str, item: Item, outcome: Outcome) -> dict[str, Any]:

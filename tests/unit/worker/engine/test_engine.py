@@ -197,7 +197,10 @@ def test_top_classes_units_and_signed_maps(local_settings: Settings, tmp_path: P
                 assert item["target"]["class"] == 2
 
 
-def test_mean_map_over_the_job_is_exact_and_survives_a_rerun(local_settings: Settings, tmp_path: Path) -> None:
+@pytest.mark.parametrize("packed", [False, True], ids=["objects", "packed"])
+def test_mean_map_over_the_job_is_exact_and_survives_a_rerun(
+    local_settings: Settings, tmp_path: Path, packed: bool
+) -> None:
     import io as _io
 
     import numpy as np
@@ -220,6 +223,7 @@ def test_mean_map_over_the_job_is_exact_and_survives_a_rerun(local_settings: Set
         "method": "gradient",
         "batch_size": 4,
         "model": {"arch": "tiny_cnn", "weights": "upload://w", "num_classes": 3, "input_size": 32},
+        "packed_outputs": packed,
     }
     rt, job_id = submit(local_settings, archive, spec)
     services = rt.services
@@ -233,6 +237,8 @@ def test_mean_map_over_the_job_is_exact_and_survives_a_rerun(local_settings: Set
     inputs = preprocess([torch.from_numpy(d).permute(2, 0, 1) for d in decoded], 32, "imagenet", torch.device("cpu"))
     expected = gradient_saliency(model, inputs).maps.mean(dim=0).numpy()
     np.testing.assert_allclose(mean, expected, rtol=1e-4, atol=1e-7)
+    sums = list(services.storage.list(keys.batch_sums_prefix("local", job_id)))
+    assert len(sums) == (2 if packed else 3)  # 11 items, shards of 8, batches of 4: a segment's sums, or a batch's
     # A shard delivered again after its items were recorded adds nothing twice.
     services.storage.delete(keys.shard_manifest("local", job_id, 0))
     run_shard(rt, "local", job_id, 0)
