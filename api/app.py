@@ -23,9 +23,12 @@ Fovea runs interpretability and visual-attention pipelines over image archives.
    (or give an `s3://` input when the server uses S3 storage).
 2. `POST /v1/jobs` with a spec, e.g. `{"kind": "saliency", "input": "upload://...", "method": "gradient",
    "model": {"preset": "squeezenet1_1-imagenet"}}`.
-3. Poll `GET /v1/jobs/{id}`; `GET /v1/jobs/{id}/results?offset=&limit=` pages through its items with
-   presigned URLs (while it runs, items of unfinished shards are `pending`), and once it has ended links
-   the summary, the HTML report and the whole manifest.
+3. Poll `GET /v1/jobs/{id}`; `GET /v1/jobs/{id}/results?offset=&limit=&status=` pages through its items
+   in index order (the input's order) with URLs of their outputs, filtered by status if asked. While it
+   runs, items of unfinished shards are `pending`; once it has ended (`final`), the page also links the
+   summary, the HTML report and the whole manifest. A page costs the same at any offset.
+4. With `"packed_outputs": true`, outputs are stored one tar per shard; each output still has its own URL
+   (`GET /v1/packed/...`, signed), and `packs` links the tars whole.
 
 Authenticate with `Authorization: Bearer KEY`. Errors are JSON `{"error": {"code", "message", "fields"}}`.
 """

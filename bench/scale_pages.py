@@ -165,7 +165,8 @@ def pages(args: argparse.Namespace, emit: Callable[..., None]) -> None:
                 job_id, items = jobs[args.items], args.items
                 for limit in (100, 1000):
                     for offset in (0, items // 2, items - limit):
-                        found = latency(client, job_id, {"offset": offset, "limit": limit}, args.requests)
+                        count = args.requests if limit == 100 else args.requests // 4
+                        found = latency(client, job_id, {"offset": offset, "limit": limit}, count)
                         emit(
                             figure="page_latency",
                             job=state,
