@@ -10,6 +10,7 @@ repeats or skips an item (with a status filter, an item can move from ``pending`
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -62,6 +63,9 @@ def results(
     url = links.file
 
     index = found_index.result()
+    if index is not None and not index.final and record.status in TERMINAL:  # ended since it was cached?
+        index = read_index(state.storage, tenant, job_id) or index
+        state.indexes.keep(tenant, job_id, index)
     if index is not None:
         entries = page(state.storage, tenant, job_id, index, offset, limit, status, state.readers.map)
         total, planned, final = index.count(status), index.planned, index.final
@@ -96,10 +100,14 @@ def results(
 def _shard_index(state: State, tenant: str, job_id: str, status: ItemStatus | None) -> ShardIndex | None:
     """The finaliser's index once the job has one; before that the plan as it stands, with the counts of
     the shards finished so far when a page filters by status."""
-    index = read_index(state.storage, tenant, job_id)
+    index = state.indexes.get(tenant, job_id)
     if index is None:
-        counts = state.coordinator.shard_counts(job_id) if status is not None else None
-        index = read_plan(state.storage, tenant, job_id, counts)
+        index = read_index(state.storage, tenant, job_id) or read_plan(state.storage, tenant, job_id)
+        if index is None:
+            return None
+        state.indexes.keep(tenant, job_id, index)
+    if status is not None and not index.final:  # the shards finished so far, as the coordinator counts them
+        index = dataclasses.replace(index, counts=state.coordinator.shard_counts(job_id))
     return index
 
 

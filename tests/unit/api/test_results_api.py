@@ -19,6 +19,7 @@ from shared.results import read_plan, shard_items
 from shared.settings import Settings
 from tests.support.images import tar_with_broken_members
 from tests.support.runtime import recording_resources, sent_tasks
+from worker.engine.finalize import finalize_job
 from worker.engine.inprocess import run_job_inprocess
 from worker.engine.lifecycle import continue_planning, start_job
 from worker.engine.shard import run_shard
@@ -122,3 +123,18 @@ def test_results_are_the_tenants_own(tmp_path: Path) -> None:
         )
     assert mine.status_code == 200 and theirs.status_code == 404
     assert bad.status_code == 422 and bad.json()["error"]["fields"][0]["field"] == "status"
+
+
+def test_a_page_after_the_job_ends_is_final(settings: Settings, tmp_path: Path, api: TestClient) -> None:
+    """The API keeps a planned job's index; once the job ends, its pages are final all the same."""
+    rt, job_id = _job(settings, tmp_path)
+    start_job(rt, "local", job_id)  # planned whole, in one step
+    before = api.get(f"/v1/jobs/{job_id}/results", params={"status": "pending"}).json()
+    assert before["planned"] and not before["final"] and before["total"] == len(before["items"]) > 0
+    for name, args in sent_tasks(rt):
+        if name == SHARD_TASK:
+            run_shard(rt, *args)
+    finalize_job(rt.services, "local", job_id)
+    after = api.get(f"/v1/jobs/{job_id}/results", params={"status": "pending"}).json()
+    assert after["final"] and after["total"] == 0 and after["items"] == []
+    assert api.get(f"/v1/jobs/{job_id}/results").json()["summary"]["total"] == before["total"]
