@@ -161,7 +161,8 @@ def finalize_job(services: Services, tenant: str, job_id: str) -> None:
     }
     storage.put_json(keys.summary(tenant, job_id), summary)
     read = _JobFiles(storage, tenant, job_id).read
-    html = render_report(read, record, summary, tally.gallery, tally.failures, hooks)
+    with ThreadPoolExecutor(_READ_AHEAD) as pool:  # the gallery's pictures, several items at once
+        html = render_report(read, record, summary, tally.gallery, tally.failures, hooks, pool.map)
     storage.put_bytes(keys.report(tenant, job_id), html.encode(), "text/html; charset=utf-8")
     # Last of the job's results: its presence tells the API that every item is final and the rest is written.
     write_index(storage, tenant, job_id, plan.starts if plan is not None else [], total, counts)

@@ -21,7 +21,9 @@ import io
 import tarfile
 import tempfile
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from PIL import Image
@@ -55,9 +57,15 @@ def load_shard_entries(services: Services, tenant: str, job_id: str, shard: int)
     return dict(services.storage.get_json(keys.shard_entries(tenant, job_id, shard)))
 
 
+_STORING_AHEAD = 2
+"""Shards being stored on background threads while planning reads on: reading and the store's round trips
+overlap (planning a plain tar is mostly waiting for PUTs otherwise). Memory: this many shards more."""
+
+
 class _Shards:
     """The shards a step plans: each closed at ``shard_items`` entries or ``shard_bytes`` bytes, then stored
-    and sent (or held until the end of the input, when sidecars are still to come)."""
+    and sent, in order (or held until the end of the input, when sidecars are still to come). A context:
+    leaving it waits for every store, and sends what was stored only when no error left it."""
 
     def __init__(
         self, services: Services, tenant: str, job_id: str, state: dict[str, Any], hold: bool, per_shard: int = 0
@@ -70,6 +78,18 @@ class _Shards:
         self.held: list[dict[str, Any]] = []
         self._spool: Any = None
         self._tar: tarfile.TarFile | None = None
+        self._pool = ThreadPoolExecutor(_STORING_AHEAD, thread_name_prefix="fovea-plan-store")
+        self._storing: deque[tuple[Future[None], dict[str, Any]]] = deque()
+
+    def __enter__(self) -> _Shards:
+        return self
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        try:
+            if error is None:
+                self._drain(0)
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=error is not None)
 
     def _entry(self, source: str, where: dict[str, Any]) -> dict[str, Any]:
         if self.open is None:
@@ -78,7 +98,7 @@ class _Shards:
             self.open |= {"items": [], "errors": [], "truth": {}}
             self.nbytes = 0
             if source == "tar":
-                self._spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115 - closed in close()
+                self._spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115 - closed in _store()
                 self._tar = tarfile.open(fileobj=self._spool, mode="w")  # noqa: SIM115 - closed in close()
         return self.open
 
@@ -125,31 +145,47 @@ class _Shards:
             self.close()
 
     def close(self) -> bool:
-        """Close the open shard (if any): store its repacked tar, then its entries, then send it."""
+        """Close the open shard (if any): it is stored (its repacked tar, then its entries) on a storing
+        thread, and sent once stored, in order."""
         entry, self.open = self.open, None
         if entry is None:
             return False
-        if self._tar is not None:
-            self._tar.close()
-            self._spool.seek(0)
-            self.services.storage.put_stream(keys.shard_input(self.tenant, self.job_id, entry["shard"]), self._spool)
-            self._spool.close()
-            self._tar = self._spool = None
+        spool, tar, self._spool, self._tar = self._spool, self._tar, None, None
+        if tar is not None:
+            tar.close()
         self.state["starts"].append(entry["first"])
         self.state["shards"] = int(self.state["shards"]) + 1
-        if self.hold:
-            self.held.append(entry)
-        else:
-            self._send(entry)
+        self._storing.append((self._pool.submit(self._store, entry, spool), entry))
+        self._drain(_STORING_AHEAD)
         return True
 
+    def _store(self, entry: dict[str, Any], spool: Any) -> None:
+        if spool is not None:
+            try:
+                spool.seek(0)
+                self.services.storage.put_stream(keys.shard_input(self.tenant, self.job_id, entry["shard"]), spool)
+            finally:
+                spool.close()
+        if not self.hold:
+            self.services.storage.put_json(keys.shard_entries(self.tenant, self.job_id, entry["shard"]), entry)
+
+    def _drain(self, keep: int) -> None:
+        """Wait for the oldest stores until ``keep`` are left; send (or hold) each stored shard."""
+        while len(self._storing) > keep:
+            future, entry = self._storing.popleft()
+            future.result()  # a store's error (an outage) is the step's: it is raised here
+            if self.hold:
+                self.held.append(entry)
+            else:
+                self._send(entry)
+
     def _send(self, entry: dict[str, Any]) -> None:
-        self.services.storage.put_json(keys.shard_entries(self.tenant, self.job_id, entry["shard"]), entry)
         shard = int(entry["shard"])
         self.services.submit(self.job_id, shard_task_id(shard), SHARD_TASK, (self.tenant, self.job_id, shard))
 
     def release(self, reader: Sidecars | None) -> None:
         """Send the held shards, each image's described truth attached (once every sidecar was read)."""
+        self._drain(0)
         if reader is not None:
             reader.finish({str(row[1]) for entry in self.held for row in entry["items"]})
         for entry in self.held:
@@ -158,6 +194,7 @@ class _Shards:
                     truth = reader.truth(str(row[1]))
                     if truth is not None:
                         entry["truth"][str(row[0])] = truth
+            self.services.storage.put_json(keys.shard_entries(self.tenant, self.job_id, entry["shard"]), entry)
             self._send(entry)
         self.held = []
 
@@ -189,29 +226,29 @@ def _plan_input(
     # is part of it. A step plans at least one shard, so planning always moves on.
     deadline = time.monotonic() + (float("inf") if sidecars is not None else settings.plan_step_s)
     reader = open_reader(settings, services.storage, tenant, uri, state["cursor"])
-    shards = _Shards(services, tenant, job_id, state, hold=sidecars is not None)
     where = {"object": reader.location} if reader.source in ("range", "zip") else {}
     if reader.source == "keys":
         where = {"bucket": reader.location["bucket"]}
     stopped = False
-    try:
-        for member in reader.members:
-            if sidecars is not None and member.error is None and sidecars.claims(member.name):
-                _read_sidecar(sidecars, member, settings.max_item_bytes)
-                continue
-            state["cursor"] = member.cursor
-            if member.error is not None:
-                shards.add_error(reader.source, where, member.name, member.error)
-            else:
-                data = member.read() if reader.source == "tar" else None
-                shards.add(reader.source, where, member.name, member.row, data, member.size)
-            if shards.open is None and time.monotonic() >= deadline:
-                stopped = True
-                break
-    finally:
-        reader.close()
-    shards.close()
-    shards.release(sidecars)
+    with _Shards(services, tenant, job_id, state, hold=sidecars is not None) as shards:
+        try:
+            for member in reader.members:
+                if sidecars is not None and member.error is None and sidecars.claims(member.name):
+                    _read_sidecar(sidecars, member, settings.max_item_bytes)
+                    continue
+                state["cursor"] = member.cursor
+                if member.error is not None:
+                    shards.add_error(reader.source, where, member.name, member.error)
+                else:
+                    data = member.read() if reader.source == "tar" else None
+                    shards.add(reader.source, where, member.name, member.row, data, member.size)
+                if shards.open is None and time.monotonic() >= deadline:
+                    stopped = True
+                    break
+        finally:
+            reader.close()
+        shards.close()
+        shards.release(sidecars)
     if not stopped:
         state["complete"] = True
         if int(state["total"]) == 0 and reader.source == "keys":
@@ -228,10 +265,10 @@ def _plan_targets(services: Services, tenant: str, job_id: str, spec: TargetsSpe
     """Items that are parameters, one render batch to a shard: a batch is minutes of GPU work, and small
     shards spread a big job over every worker."""
     per_shard = min(services.settings.shard_items, spec.batch_size)
-    shards = _Shards(services, tenant, job_id, state, hold=False, per_shard=per_shard)
-    for name, params in spec.render_targets():
-        shards.add("targets", {}, name, [params], None, 0)
-    shards.close()
+    with _Shards(services, tenant, job_id, state, hold=False, per_shard=per_shard) as shards:
+        for name, params in spec.render_targets():
+            shards.add("targets", {}, name, [params], None, 0)
+        shards.close()
     state["complete"] = True
 
 
@@ -239,12 +276,12 @@ def _plan_builtin(services: Services, tenant: str, job_id: str, source: BuiltinS
     """Generated images as PNG items, each with its ground truth (class and box, or captions and boxes)."""
     if source.count > services.settings.max_items_per_job:
         raise InvalidInput(f"builtin:{source.name} n={source.count} is over FOVEA_MAX_ITEMS_PER_JOB")
-    shards = _Shards(services, tenant, job_id, state, hold=False)
-    for name, image, truth in _builtin_items(source):
-        buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, format="PNG")
-        shards.add("tar", {}, name, [], buffer.getvalue(), 0, truth)
-    shards.close()
+    with _Shards(services, tenant, job_id, state, hold=False) as shards:
+        for name, image, truth in _builtin_items(source):
+            buffer = io.BytesIO()
+            Image.fromarray(image).save(buffer, format="PNG")
+            shards.add("tar", {}, name, [], buffer.getvalue(), 0, truth)
+        shards.close()
     state["complete"] = True
 
 

@@ -5,6 +5,7 @@ captions it come from the kind's report hooks; the gallery is capped (the manife
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from shared.jobs import JobRecord
@@ -69,10 +70,12 @@ def render_report(
     gallery: list[dict[str, Any]],
     failures: list[dict[str, Any]],
     hooks: ReportHooks,
+    each: Callable[[Callable[[dict[str, Any]], str | None], list[dict[str, Any]]], Iterable[str | None]] = map,
 ) -> str:
     """The page, from the summary and the items it shows: the first successful items (the gallery) and the
-    first failures; the counts say how many there are in all."""
-    figures = [figure for item in gallery if (figure := _figure(read, hooks, item)) is not None]
+    first failures; the counts say how many there are in all. ``each`` maps over the gallery (an
+    executor's ``map`` reads the pictures of several items at once)."""
+    figures = [figure for figure in each(lambda item: _figure(read, hooks, item), gallery) if figure is not None]
     rows = [
         f"<tr><td>{item['index']}</td><td>{escape(item['name'])}</td><td>{escape(item.get('error'))}</td></tr>"
         for item in failures
