@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from api.index_cache import IndexCache
+from api.kept_reads import KeptReads
 from api.queue import TaskQueue
 from shared.coordination import Coordinator, open_coordinator
 from shared.jobstore import JobStore
@@ -23,8 +23,8 @@ class AppState:
     tenants: dict[str, str]
     readers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(16, thread_name_prefix="fovea-read"))
     """Store reads a request makes at once (a results page's shard manifests), not one after another."""
-    indexes: IndexCache = field(default_factory=IndexCache)
-    """Shard indexes that can no longer change, so that a page reads only its own shards."""
+    kept: KeptReads = field(default_factory=KeptReads)
+    """Shard indexes and summaries that can no longer change, so that a page reads only its own shards."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:

@@ -57,15 +57,14 @@ def results(
     report and whole manifest are then linked."""
     # The record (which says the job is the caller's: another tenant's is a 404) and the shard index are
     # read at once; the index is under the tenant's own prefix, so reading it first shows nothing.
-    found_index = state.readers.submit(_shard_index, state, tenant, job_id, status)
+    found = state.readers.submit(_known, state, tenant, job_id, status, False)
     record = state.jobs.get(tenant, job_id)
     links = JobLinks(request, state, tenant, job_id)
     url = links.file
 
-    index = found_index.result()
-    if index is not None and not index.final and record.status in TERMINAL:  # ended since it was cached?
-        index = read_index(state.storage, tenant, job_id) or index
-        state.indexes.keep(tenant, job_id, index)
+    index, summary = found.result()
+    if index is not None and not index.final and record.status in TERMINAL:  # ended since its plan was kept?
+        index, summary = _known(state, tenant, job_id, status, True)
     if index is not None:
         entries = page(state.storage, tenant, job_id, index, offset, limit, status, state.readers.map)
         total, planned, final = index.count(status), index.planned, index.final
@@ -88,8 +87,9 @@ def results(
         error=record.error,
         files=_files(state, tenant, job_id, url) if kind_of(record.kind).shape is Shape.TRAIN else {},
     )
-    if final and state.storage.exists(keys.summary(tenant, job_id)):
-        summary = state.storage.get_json(keys.summary(tenant, job_id))
+    if final and summary is None and index is None:  # a job without a shard index (training, older jobs)
+        summary = _read_summary(state, tenant, job_id)
+    if final and summary is not None:
         view.summary = summary
         view.files |= _summary_files(summary, url)
         view.report = links.whole(keys.relative_to_job(tenant, job_id, keys.report(tenant, job_id)))
@@ -97,18 +97,35 @@ def results(
     return view
 
 
-def _shard_index(state: State, tenant: str, job_id: str, status: ItemStatus | None) -> ShardIndex | None:
-    """The finaliser's index once the job has one; before that the plan as it stands, with the counts of
-    the shards finished so far when a page filters by status."""
-    index = state.indexes.get(tenant, job_id)
+def _known(
+    state: State, tenant: str, job_id: str, status: ItemStatus | None, fresh: bool
+) -> tuple[ShardIndex | None, dict[str, Any] | None]:
+    """The job's shard index (the finaliser's once the job has one; before that the plan as it stands, with
+    the counts of the shards finished so far when a page filters by status) and, once final, its summary.
+    What can no longer change is kept; ``fresh`` reads past what was kept."""
+    index = None if fresh else state.kept.get(("index", tenant, job_id))
     if index is None:
         index = read_index(state.storage, tenant, job_id) or read_plan(state.storage, tenant, job_id)
         if index is None:
-            return None
-        state.indexes.keep(tenant, job_id, index)
-    if status is not None and not index.final:  # the shards finished so far, as the coordinator counts them
-        index = dataclasses.replace(index, counts=state.coordinator.shard_counts(job_id))
-    return index
+            return None, None
+        if index.planned:  # its shards are fixed (no counts attached yet: they are read fresh below)
+            state.kept.keep(("index", tenant, job_id), index)
+    if not index.final:
+        counts = state.coordinator.shard_counts(job_id) if status is not None else {}
+        return dataclasses.replace(index, counts=counts), None
+    summary = state.kept.get(("summary", tenant, job_id))
+    if summary is None:
+        summary = _read_summary(state, tenant, job_id)
+        if summary is not None:
+            state.kept.keep(("summary", tenant, job_id), summary)
+    return index, summary
+
+
+def _read_summary(state: State, tenant: str, job_id: str) -> dict[str, Any] | None:
+    try:
+        return dict(state.storage.get_json(keys.summary(tenant, job_id)))
+    except NotFound:
+        return None
 
 
 def _unindexed(
