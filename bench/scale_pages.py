@@ -15,7 +15,6 @@ import argparse
 import io
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -110,21 +109,25 @@ def latency(client: Any, job_id: str, params: dict[str, Any], requests: int) -> 
     }
 
 
-def finalize_child(env: dict[str, str], job_id: str) -> tuple[float, float]:
-    """Run the finaliser in its own process: (seconds, peak RSS in MB)."""
+def finalize_child(env: dict[str, str], job_id: str | None) -> tuple[float, float]:
+    """Run the finaliser in a process of its own: (seconds, peak RSS in MB). Without a job: the same
+    process with the same modules loaded and nothing finalised (the baseline)."""
     code = (
         f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
         "from shared.settings import Settings\n"
         "from tests.support.runtime import recording_resources\n"
         "from worker.engine.finalize import finalize_job\n"
-        f"finalize_job(recording_resources(Settings()).services, 'alice', {job_id!r})\n"
+        "from worker.kinds import map_plugin\n"
+        "services = recording_resources(Settings()).services\n"
+        "map_plugin('saliency')\n"
+        f"job = {job_id!r}\n"
+        "if job: finalize_job(services, 'alice', job)\n"
     )
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     began = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, check=True, cwd=REPO)
-    seconds = time.perf_counter() - began
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) / 1024
+    child = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, **env}, cwd=REPO)
+    _, status, usage = os.wait4(child.pid, 0)
+    assert status == 0, status
+    return time.perf_counter() - began, usage.ru_maxrss / 1024
 
 
 def pages(args: argparse.Namespace, emit: Callable[..., None]) -> None:
@@ -159,6 +162,8 @@ def pages(args: argparse.Namespace, emit: Callable[..., None]) -> None:
         with running.client("key-a") as client:
             for state in ("running", "ended"):
                 if state == "ended":
+                    _, baseline = finalize_child(env, None)
+                    emit(figure="finaliser_baseline", peak_rss_mb=round(baseline, 1), note="its modules, no job")
                     for items, job_id in jobs.items():
                         seconds, peak = finalize_child(env, job_id)
                         emit(figure="finaliser", items=items, seconds=round(seconds, 1), peak_rss_mb=round(peak, 1))
