@@ -25,10 +25,11 @@ from shared import keys
 from shared.jobs import JobStatus, Progress, now
 from shared.jobstore import LIVE
 from shared.kinds import parse_spec
-from shared.packs import parse_ref, read_packed
+from shared.packs import parse_ref
 from shared.results import ShardIndex, iter_shards, read_ahead, read_plan, write_index
 from shared.storage import Storage
 from worker.engine.arrays import write_job_arrays
+from worker.engine.job_files import JobFiles
 from worker.engine.shard import CANCELED_REASON
 from worker.kinds import map_plugin
 from worker.report.aggregate import write_mean_map
@@ -117,6 +118,7 @@ def finalize_job(services: Services, tenant: str, job_id: str) -> None:
     hooks = map_plugin(record.kind).report
     figures = hooks.summary(parse_spec(record.spec)) if hooks.summary is not None else None
     tally = _Tally(settings.report_gallery_items, settings.report_failures)
+    files = JobFiles(storage, tenant, job_id)
     ok_rows = np.zeros(plan.total if plan is not None else 0, dtype=bool)
 
     packs: set[str] = set()
@@ -154,13 +156,14 @@ def finalize_job(services: Services, tenant: str, job_id: str) -> None:
         "arrays": {name: keys.relative_to_job(tenant, job_id, key) for name, key in arrays.items()},
     }
     if figures is not None:
-        summary.update(figures.finish(_JobFiles(storage, tenant, job_id)))
+        summary.update(figures.finish(files))
     prefix = keys.job_outputs_prefix(tenant, job_id)
     summary["pictures"] = {
         info.key[len(prefix) :]: keys.relative_to_job(tenant, job_id, info.key) for info in storage.list(prefix)
     }
     storage.put_json(keys.summary(tenant, job_id), summary)
-    read = _JobFiles(storage, tenant, job_id).read
+    files.read_ahead(tally.gallery)
+    read = files.read
     with ThreadPoolExecutor(_READ_AHEAD) as pool:  # the gallery's pictures, several items at once
         html = render_report(read, record, summary, tally.gallery, tally.failures, hooks, pool.map)
     storage.put_bytes(keys.report(tenant, job_id), html.encode(), "text/html; charset=utf-8")
@@ -189,23 +192,3 @@ def _reason_class(error: str | None) -> str:
     """Group failure messages for the summary (the first clause of the message)."""
     text = (error or "unknown").split(":", 1)[0]
     return text[:80]
-
-
-class _JobFiles:
-    """The job's folder, as summaries and the report use it: paths relative to it, never whole keys."""
-
-    def __init__(self, storage: Storage, tenant: str, job_id: str) -> None:
-        self.storage, self.tenant, self.job_id = storage, tenant, job_id
-
-    def read(self, path: str) -> bytes:
-        """A file of the job, by its path relative to the job's folder (as manifests name them): a whole
-        object, or an output in a pack."""
-        packed = parse_ref(path)
-        if packed is not None:
-            return read_packed(self.storage, keys.in_job(self.tenant, self.job_id, packed.pack), packed)
-        return self.storage.get_bytes(keys.in_job(self.tenant, self.job_id, path))
-
-    def write_job(self, output: str, data: bytes, content_type: str) -> str:
-        key = keys.job_output(self.tenant, self.job_id, output)
-        self.storage.put_bytes(key, data, content_type)
-        return keys.relative_to_job(self.tenant, self.job_id, key)
