@@ -46,13 +46,11 @@ class Coordinator(ABC):
         coordinator's memory bounded by the shards in flight, not by the job."""
 
     @abstractmethod
-    def begin_attempt(self, job: str, indices: list[int]) -> None:
-        """Note that these items are about to be processed (for poison-item quarantine)."""
-
-    @abstractmethod
-    def end_attempt(self, job: str, indices: list[int]) -> None:
-        """These items were processed without their worker dying (their results wait to be recorded with
-        their shard's pack): they are no longer suspects, so a later death elsewhere cannot quarantine them."""
+    def begin_attempt(self, job: str, indices: list[int], ended: list[int] | None = None) -> None:
+        """Note that these items are about to be processed (for poison-item quarantine); and, in the same
+        round trip, that ``ended`` were processed without their worker dying (their results wait to be
+        recorded with their shard's pack): they are no longer suspects, so a later death elsewhere cannot
+        quarantine them."""
 
     @abstractmethod
     def attempts(self, job: str, indices: list[int]) -> dict[int, int]:

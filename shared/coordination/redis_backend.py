@@ -123,16 +123,14 @@ class RedisCoordinator(Coordinator):
             pipe.hdel(_k(job, "attempts"), *[str(i) for i in indices])
             self._call(pipe.execute)
 
-    def begin_attempt(self, job: str, indices: list[int]) -> None:
+    def begin_attempt(self, job: str, indices: list[int], ended: list[int] | None = None) -> None:
         pipe = self.client.pipeline()
+        if ended:
+            pipe.hdel(_k(job, "attempts"), *[str(i) for i in ended])
         for index in indices:
             pipe.hincrby(_k(job, "attempts"), str(index), 1)
         pipe.expire(_k(job, "attempts"), TTL_S)
         self._call(pipe.execute)
-
-    def end_attempt(self, job: str, indices: list[int]) -> None:
-        if indices:
-            self._call(self.client.hdel, _k(job, "attempts"), *[str(i) for i in indices])
 
     def attempts(self, job: str, indices: list[int]) -> dict[int, int]:
         if not indices:

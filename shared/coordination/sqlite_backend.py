@@ -86,16 +86,13 @@ class SqliteCoordinator(Coordinator):
     def forget_items(self, job: str, indices: list[int]) -> None:
         """Kept: the rows live on disk, not in memory, and the progress is their sum."""
 
-    def begin_attempt(self, job: str, indices: list[int]) -> None:
+    def begin_attempt(self, job: str, indices: list[int], ended: list[int] | None = None) -> None:
         with self._tx() as db:
+            db.executemany("DELETE FROM attempts WHERE job=? AND idx=?", [(job, i) for i in ended or []])
             db.executemany(
                 "INSERT INTO attempts VALUES (?, ?, 1) ON CONFLICT (job, idx) DO UPDATE SET n = n + 1",
                 [(job, i) for i in indices],
             )
-
-    def end_attempt(self, job: str, indices: list[int]) -> None:
-        with self._tx() as db:
-            db.executemany("DELETE FROM attempts WHERE job=? AND idx=?", [(job, i) for i in indices])
 
     def attempts(self, job: str, indices: list[int]) -> dict[int, int]:
         out: dict[int, int] = {}

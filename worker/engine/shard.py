@@ -72,9 +72,10 @@ def run_shard(rt: Resources, tenant: str, job_id: str, shard: int) -> None:
         recorder.discard()  # an outage or a crash: the unrecorded items of this segment are done again
         raise
     recorder.seal()
-    stopped = CANCELED_REASON if coordinator.get_status(job_id) != JobStatus.failed.value else FAILED_REASON
-    for index in names:
-        results.setdefault(index, failed(index, names[index], stopped))
+    if any(index not in results for index in names):  # stopped early: the job was canceled, or failed
+        stopped = CANCELED_REASON if coordinator.get_status(job_id) != JobStatus.failed.value else FAILED_REASON
+        for index in names:
+            results.setdefault(index, failed(index, names[index], stopped))
     _finish(services, tenant, job_id, shard, results)
 
 
@@ -126,6 +127,12 @@ class _Recorder:
         self.coordinator, self.job_id, self.results, self.pack = coordinator, job_id, results, pack
         self.extras, self.segment_bytes = extras, segment_bytes
         self.waiting: dict[int, dict[str, Any]] = {}
+        self.ended: list[int] = []
+
+    def begin(self, indices: list[int]) -> None:
+        """These items are about to be processed (and those processed since the last batch have ended)."""
+        ended, self.ended = self.ended, []
+        self.coordinator.begin_attempt(self.job_id, indices, ended)
 
     def record(self, outcome: dict[int, dict[str, Any]], has_outputs: bool = True) -> None:
         if self.pack is None or not has_outputs:
@@ -134,8 +141,9 @@ class _Recorder:
             return
         self.waiting.update(outcome)
         # Processed without killing the worker: if a later item does, these are not suspects (they run
-        # again, batched, since their outputs die with the unstored segment).
-        self.coordinator.end_attempt(self.job_id, list(outcome))
+        # again, batched, since their outputs die with the unstored segment). Said with the next batch's
+        # beginning, in the same round trip.
+        self.ended += list(outcome)
         if self.pack.nbytes >= self.segment_bytes:
             self.seal()
 
@@ -175,7 +183,7 @@ def _run_items(
 
     def flush() -> None:
         if batch:
-            recorder.record(_run_batch(services, pipeline, tenant, job_id, batch, recorder.extras))
+            recorder.record(_run_batch(services, pipeline, tenant, job_id, batch, recorder))
             batch.clear()
 
     for index, image in prefetch(decoded, depth=pipeline.batch_size):
@@ -218,12 +226,12 @@ def abandon_shard(services: Services, tenant: str, job_id: str, shard: int, reas
 
 
 def _run_batch(
-    services: Services, pipeline: MapPipeline, tenant: str, job_id: str, batch: list[Item], extras: BatchExtras
+    services: Services, pipeline: MapPipeline, tenant: str, job_id: str, batch: list[Item], recorder: _Recorder
 ) -> dict[int, dict[str, Any]]:
-    services.coordinator.begin_attempt(job_id, [item.index for item in batch])
+    recorder.begin([item.index for item in batch])
     try:
         outcomes = pipeline.run_batch(batch)
-        extras.add(batch, outcomes, pipeline.take_batch_sums())  # stored before the items are recorded
+        recorder.extras.add(batch, outcomes, pipeline.take_batch_sums())  # stored before the items are recorded
         return {item.index: _ok(tenant, job_id, item, outcome) for item, outcome in zip(batch, outcomes, strict=True)}
     except (Retryable, StoreRefused, JobCanceled):
         raise  # an outage, a refusal of the store or a cancel is never an item's fault
@@ -234,7 +242,7 @@ def _run_batch(
     # One bad item must not fail its neighbours: retry them one by one.
     out: dict[int, dict[str, Any]] = {}
     for item in batch:
-        out.update(_run_batch(services, pipeline, tenant, job_id, [item], extras))
+        out.update(_run_batch(services, pipeline, tenant, job_id, [item], recorder))
     return out
 
 
@@ -251,10 +259,10 @@ def _reason(exc: Exception) -> str:
 
 
 def _finish(services: Services, tenant: str, job_id: str, shard: int, results: dict[int, dict[str, Any]]) -> None:
-    """Store the shard's manifest. An item's first result on record wins: two deliveries of a shard may
-    both have run it, and the manifest must say what was counted (and point only into a stored pack)."""
-    recorded = services.coordinator.item_results(job_id, list(results))
-    items = [recorded.get(i, results[i]) for i in sorted(results)]
+    """Store the shard's manifest: every item once. (Two deliveries of a shard may both have run an item;
+    each result points into a pack that its delivery stored before recording it, and the coordinator
+    counted the item once whichever the manifest lists.)"""
+    items = [results[i] for i in sorted(results)]
     services.storage.put_json(keys.shard_manifest(tenant, job_id, shard), {"shard": shard, "items": items})
     _complete(services, tenant, job_id, shard, items)
 

@@ -21,6 +21,7 @@ from shared.storage import Storage
 
 _BLOCK = tarfile.BLOCKSIZE
 _RECORD = tarfile.RECORDSIZE
+_IN_ONE_PUT = 16 * 1024 * 1024  # what the spool holds in memory anyway
 
 
 class PackWriter:
@@ -60,7 +61,10 @@ class PackWriter:
         end = self.nbytes + 2 * _BLOCK
         self._spool.write(b"\0" * (2 * _BLOCK + -end % _RECORD))
         self._spool.seek(0)
-        self.storage.put_stream(self._key, self._spool, "application/x-tar")
+        if self.nbytes <= _IN_ONE_PUT:  # one request; a multipart upload costs more than it saves here
+            self.storage.put_bytes(self._key, self._spool.read(), "application/x-tar")
+        else:
+            self.storage.put_stream(self._key, self._spool, "application/x-tar")
         self._spool.close()
         self._spool = self._key = None
         self.nbytes = 0

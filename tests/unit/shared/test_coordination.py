@@ -53,8 +53,8 @@ def test_shards_attempts_claims(coordinator: Coordinator) -> None:
     coordinator.begin_attempt("j", [7, 8])
     coordinator.begin_attempt("j", [8])
     assert coordinator.attempts("j", [7, 8, 9]) == {7: 1, 8: 2}
-    coordinator.end_attempt("j", [8, 9])  # processed, not yet recorded: no longer a suspect
-    assert coordinator.attempts("j", [7, 8, 9]) == {7: 1}
+    coordinator.begin_attempt("j", [10], ended=[8, 9])  # 8 processed, not yet recorded: no longer a suspect
+    assert coordinator.attempts("j", [7, 8, 9, 10]) == {7: 1, 10: 1}
     assert coordinator.claim("x") and not coordinator.claim("x")
     assert coordinator.remember("k", "v1") is None
     assert coordinator.remember("k", "v2") == "v1"
