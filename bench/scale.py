@@ -198,6 +198,9 @@ def report(sampler: Sampler, start: float, args: argparse.Namespace) -> None:
     emit(figure="throughput_first_window_items_per_s", value=round(first, 1), window=window)
     emit(figure="throughput_last_window_items_per_s", value=round(last, 1), window=window)
     emit(figure="last_over_first", value=round(last / first, 3), goal="within 10% (0.90 to 1.10)")
+    starts = range(0, args.items - window + 1, window)
+    rates = [window / (sampler.time_at(start + window) - sampler.time_at(max(start, 1))) for start in starts]
+    emit(figure="every_window_items_per_s", values=[round(rate, 1) for rate in rates], window=window)
     emit(figure="whole_job_items_per_s", value=round(args.items / (samples[-1]["t"] - start), 1))
     if sampler.planned_at is not None:
         emit(figure="planning_s", value=round(sampler.planned_at - start, 1), note="while shards already run")
