@@ -1,10 +1,12 @@
 """One shard: decode its items, run the pipeline in batches, write outputs and the shard manifest.
 
 Exactly once per item, whatever the redeliveries: finished items are recorded in the coordinator
-after every batch and skipped on a rerun; outputs live under deterministic keys, so a rerun
-overwrites; a finished shard (its manifest exists) is skipped. An item that was being processed
-when the worker process died is retried alone, and after ``max_deliveries`` deaths it is
-quarantined as a failed item instead of killing workers forever.
+after every batch (with packed outputs, once the pack segment holding their outputs is stored) and
+skipped on a rerun; outputs live under deterministic keys, so a rerun overwrites (a pack is never
+overwritten: each attempt writes its own, and only recorded items point into one); a finished shard
+(its manifest exists) is skipped. An item that was being processed when the worker process died is
+retried alone, and after ``max_deliveries`` deaths it is quarantined as a failed item instead of
+killing workers forever.
 
 Only an item's own content fails it. A store or coordinator outage (``Retryable``) leaves the batch's
 items unrecorded and propagates: the shard runs again and redoes them. A cancel is noticed between
