@@ -52,9 +52,13 @@ def results(
     ] = None,
 ) -> Results:
     """Items ``offset`` to ``offset + limit`` (of those with ``status``, if given) in index order, with
-    output URLs. A running job's page holds the items planned so far: those of finished shards final (ok
-    or failed), the others ``pending``; ``final`` turns true once every item is final, and the summary,
-    report and whole manifest are then linked."""
+    output URLs. The order is stable: an item's index is its place in the input and never changes, so
+    an offset names the same items on every call (with a filter, while the job runs, an item leaves the
+    ``pending`` pages when its shard finishes). ``next_offset`` is the next page's offset, null on the
+    last. A running job's page holds the items planned so far: those of finished shards final (ok or
+    failed), the others ``pending``; ``final`` turns true once every item is final, and the summary,
+    report and whole manifest are then linked. A page reads only the shards it overlaps: it costs the
+    same at any offset."""
     # The record (which says the job is the caller's: another tenant's is a 404) and the shard index are
     # read at once; the index is under the tenant's own prefix, so reading it first shows nothing.
     found = state.readers.submit(_known, state, tenant, job_id, status, False)
