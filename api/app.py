@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from api import metrics
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
-from api.routes import files, health, jobs, uploads
+from api.routes import files, health, jobs, results, uploads
 from api.state import AppState
 from shared.settings import Settings, get_settings
 from shared.storage.local import UPLOAD_ROUTE
@@ -23,8 +23,12 @@ Fovea runs interpretability and visual-attention pipelines over image archives.
    (or give an `s3://` input when the server uses S3 storage).
 2. `POST /v1/jobs` with a spec, e.g. `{"kind": "saliency", "input": "upload://...", "method": "gradient",
    "model": {"preset": "squeezenet1_1-imagenet"}}`.
-3. Poll `GET /v1/jobs/{id}`; when it has ended, `GET /v1/jobs/{id}/results` lists every item with
-   presigned URLs, plus the HTML report.
+3. Poll `GET /v1/jobs/{id}`; `GET /v1/jobs/{id}/results?offset=&limit=&status=` pages through its items
+   in index order (the input's order) with URLs of their outputs, filtered by status if asked. While it
+   runs, items of unfinished shards are `pending`; once it has ended (`final`), the page also links the
+   summary, the HTML report and the whole manifest. A page costs the same at any offset.
+4. With `"packed_outputs": true`, outputs are stored one tar per shard; each output still has its own URL
+   (`GET /v1/packed/...`, signed), and `packs` links the tars whole.
 
 Authenticate with `Authorization: Bearer KEY`. Errors are JSON `{"error": {"code", "message", "fields"}}`.
 """
@@ -35,12 +39,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Fovea", version="0.1.0", description=DESCRIPTION)
     app.state.fovea = AppState.from_settings(settings)
     install_error_handlers(app)
-    for module in (jobs, uploads, files, health):
+    for module in (jobs, results, uploads, files, health):
         app.include_router(module.router)
     # For the Allow header of a 405: every method each path answers, across routes.
     app.state.route_methods = [
         (route.path_regex, set(route.methods or ()))
-        for module in (jobs, uploads, files, health)
+        for module in (jobs, results, uploads, files, health)
         for route in module.router.routes
         if isinstance(route, APIRoute)
     ]

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from shared.jobs import JobRecord, JobStatus, Progress, now
+from shared.results import ItemStatus
 from shared.strict import RequestModel
 
 
@@ -92,27 +93,61 @@ class JobPage(BaseModel):
 
 
 class ResultItem(BaseModel):
-    index: int
-    name: str
-    status: str = Field(..., description="ok | failed")
-    outputs: dict[str, str] = Field(default_factory=dict, description="output name -> presigned URL")
-    error: str | None = None
+    index: int = Field(..., description="The item's place in the job's input, from 0: its identity and its order")
+    name: str = Field(..., description="The member's name in the archive (or the object's key under the prefix)")
+    status: ItemStatus = Field(
+        ..., description="ok | failed | pending (a running job's item whose shard has not finished yet)"
+    )
+    outputs: dict[str, str] = Field(
+        default_factory=dict,
+        description="Output name -> URL of its bytes (presigned; for a packed output, the API's signed range route)",
+    )
+    packed: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Packed outputs only: output name -> PACK#OFFSET+SIZE:MEMBER, where its bytes lie in the pack that "
+            "`packs` links (a tar whose members are INDEX.NAME.EXT)"
+        ),
+    )
+    error: str | None = Field(None, description="Why a failed item failed")
     data: dict[str, Any] = Field(default_factory=dict, description="Per-item metadata, e.g. top-k predictions")
 
 
 class Results(BaseModel):
     job: str
-    status: JobStatus
-    total: int
+    status: JobStatus = Field(..., description="The job's status")
+    final: bool = Field(
+        ...,
+        description=(
+            "True once the job's results are complete: no item is pending, and the summary, report and manifest "
+            "are linked. A running (or just canceled) job's page is a snapshot: items of finished shards are final, "
+            "the others pending"
+        ),
+    )
+    planned: bool = Field(
+        ..., description="False while the job's input is still being planned: `total` grows as planning goes on"
+    )
+    filter: ItemStatus | None = Field(None, description="The status filter of this page (`status` query), if any")
+    total: int = Field(
+        ...,
+        description=(
+            "Items that match the filter (every item planned so far without one): pages run from offset 0 to total"
+        ),
+    )
     offset: int
     limit: int
-    items: list[ResultItem]
-    report: str | None = Field(None, description="Presigned URL of the HTML report")
-    manifest: str | None = Field(None, description="Presigned URL of manifest.json")
-    summary: dict[str, Any] | None = None
+    next_offset: int | None = Field(None, description="The offset of the next page, or null on the last one")
+    items: list[ResultItem] = Field(..., description="In index order (the order of the job's input), never repeated")
+    packs: dict[str, str] = Field(
+        default_factory=dict,
+        description="Packed outputs: each pack this page's items use -> presigned URL of the whole tar",
+    )
+    report: str | None = Field(None, description="Presigned URL of the HTML report (once final)")
+    manifest: str | None = Field(None, description="Presigned URL of manifest.json, every item (once final)")
+    summary: dict[str, Any] | None = Field(None, description="Counts, timing and the kind's figures (once final)")
     files: dict[str, str] = Field(
         default_factory=dict,
-        description="Job-level outputs (a trained model, its config, metrics, curves) -> presigned URL",
+        description="Job-level outputs (a trained model, its config, metrics, curves, maps) -> presigned URL",
     )
     error: str | None = None
 

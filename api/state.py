@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
+from api.kept_reads import KeptReads
 from api.queue import TaskQueue
 from shared.coordination import Coordinator, open_coordinator
 from shared.jobstore import JobStore
@@ -19,6 +21,10 @@ class AppState:
     queue: TaskQueue
     jobs: JobStore
     tenants: dict[str, str]
+    readers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(16, thread_name_prefix="fovea-read"))
+    """Store reads a request makes at once (a results page's shard manifests), not one after another."""
+    kept: KeptReads = field(default_factory=KeptReads)
+    """Shard indexes and summaries that can no longer change, so that a page reads only its own shards."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
+from cli.download import download
 from shared.jobs import TERMINAL, JobStatus
 
 
@@ -27,6 +28,8 @@ class Client:
         key = key or os.environ.get("FOVEA_API_KEY")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self.files = httpx.Client(timeout=300)
+        """For the URLs results give (presigned or signed): no API key goes with them."""
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.http.request(method, path, **kwargs)
@@ -73,8 +76,9 @@ class Client:
     def cancel(self, job_id: str) -> dict[str, Any]:
         return dict(self._call("POST", f"/v1/jobs/{job_id}/cancel"))
 
-    def results(self, job_id: str, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
-        return dict(self._call("GET", f"/v1/jobs/{job_id}/results", params={"offset": offset, "limit": limit}))
+    def results(self, job_id: str, offset: int = 0, limit: int = 1000, status: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"offset": offset, "limit": limit} | ({"status": status} if status else {})
+        return dict(self._call("GET", f"/v1/jobs/{job_id}/results", params=params))
 
     def wait(self, job_id: str, *, progress: bool = True, poll_s: float = 0.5) -> dict[str, Any]:
         """Poll until the job ends, with a progress bar showing items/s and the ETA."""
@@ -95,25 +99,5 @@ class Client:
             bar.close()
 
     def download(self, job_id: str, out: Path) -> Path:
-        """Download the report, manifest and every output of a finished job into ``out``."""
-        out.mkdir(parents=True, exist_ok=True)
-        offset, page = 0, self.results(job_id)
-        for name in ("report", "manifest"):
-            if page.get(name):
-                target = out / ("report.html" if name == "report" else "manifest.json")
-                target.write_bytes(httpx.get(page[name], timeout=60).content)
-        total = int(page["total"])
-        with tqdm(total=total, unit="item", desc="download") as bar:
-            while True:
-                for item in page["items"]:
-                    for output, url in item["outputs"].items():
-                        suffix = Path(httpx.URL(url).path).suffix
-                        target = out / "items" / f"{item['index']:08d}-{output}{suffix}"
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        target.write_bytes(httpx.get(url, timeout=60).content)
-                    bar.update(1)
-                offset += len(page["items"])
-                if offset >= total or not page["items"]:
-                    break
-                page = self.results(job_id, offset=offset)
-        return out
+        """Download a job's report, manifest and outputs into ``out`` (see ``cli.download``)."""
+        return download(self, job_id, out)

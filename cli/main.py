@@ -101,7 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--order", choices=("newest", "oldest"), default="newest", help="newest first (default)")
 
-    results = sub.add_parser("results", help="download a finished job's report, manifest and outputs")
+    results = sub.add_parser(
+        "results",
+        help="download a job's report, manifest and outputs (packed outputs unpacked; a running job's finished items)",
+    )
     results.add_argument("job_id")
     results.add_argument("--out", type=Path, default=None, help="folder (default: results-JOB_ID)")
 

@@ -5,11 +5,13 @@ Layout under the storage root (one tenant's data never shares a prefix with anot
     live/{job_id}.json                                 a job that has not finished yet (its tenant)
     tenants/{tenant}/records/{job_id}.json             the durable job record (listed cheaply, oldest first)
     tenants/{tenant}/newest/{inverted time}-{job_id}   an empty object per job, listed newest first
-    tenants/{tenant}/jobs/{job_id}/plan.json           shard plan (item names per shard, planning errors)
-    tenants/{tenant}/jobs/{job_id}/inputs/{shard}.json a shard's entries (index, name, and a key or truth)
-    tenants/{tenant}/jobs/{job_id}/inputs/{shard}.tar  items repacked per shard from a non-seekable archive
+    tenants/{tenant}/jobs/{job_id}/plan.json           the plan as it stands: planning's cursor, each shard's first item
+    tenants/{tenant}/jobs/{job_id}/inputs/{shard}.json a shard's entries (index, name, where its bytes are, truth)
+    tenants/{tenant}/jobs/{job_id}/inputs/{shard}.tar  items repacked per shard from a compressed archive
     tenants/{tenant}/jobs/{job_id}/shards/{shard}.json shard manifest (one entry per item of the shard)
+    tenants/{tenant}/jobs/{job_id}/index.json          an ended job's shard index: first item, ok and failed counts
     tenants/{tenant}/jobs/{job_id}/items/{index}/{output}   per-item outputs
+    tenants/{tenant}/jobs/{job_id}/packs/{shard}/{first}-{token}.tar   packed outputs (members INDEX.NAME.EXT)
     tenants/{tenant}/jobs/{job_id}/job/{name}          pictures of the whole job (a contact sheet, filters)
     tenants/{tenant}/jobs/{job_id}/sums/{first}.npz    per-batch sums for job-level maps (exactly once)
     tenants/{tenant}/jobs/{job_id}/aggregate/...       the job-level mean map (.npy and .png)
@@ -138,12 +140,27 @@ def shard_manifest(tenant: str, job_id: str, shard: int) -> str:
     return job_prefix(tenant, job_id) + f"shards/{shard:06d}.json"
 
 
+def results_index(tenant: str, job_id: str) -> str:
+    """An ended job's shard index (``shared.results``): what its results pages read first."""
+    return job_prefix(tenant, job_id) + "index.json"
+
+
 def shard_manifests_prefix(tenant: str, job_id: str) -> str:
     return job_prefix(tenant, job_id) + "shards/"
 
 
 def item_output(tenant: str, job_id: str, index: int, output: str) -> str:
     return job_prefix(tenant, job_id) + f"items/{index:08d}/{safe_component(output)}"
+
+
+def pack(tenant: str, job_id: str, shard: int, first_index: int, token: str) -> str:
+    """One segment of a shard's packed outputs, named by its first item and a token of the attempt that
+    wrote it (an attempt never overwrites another's pack, whose offsets items may already point into)."""
+    return job_prefix(tenant, job_id) + f"packs/{shard:06d}/{first_index:08d}-{safe_component(token)}.tar"
+
+
+def packs_prefix(tenant: str, job_id: str) -> str:
+    return job_prefix(tenant, job_id) + "packs/"
 
 
 def job_output(tenant: str, job_id: str, output: str) -> str:

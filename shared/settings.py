@@ -52,6 +52,15 @@ class Settings(BaseSettings):
     # Sharding and task timing (keep task_time_limit far below the visibility timeout).
     shard_items: int = 64
     shard_bytes: int = 64 * 1024 * 1024
+    plan_step_s: float = Field(
+        300.0, ge=0.0, description="Planning time per step; a bigger input plans in several steps (0: a shard a step)"
+    )
+    pack_bytes: int = Field(
+        256 * 1024**2,
+        ge=1,
+        description="Packed outputs: a shard's pack is stored (and its items recorded) at this size",
+    )
+    report_failures: int = Field(1000, ge=0, description="Failed items listed in the report (the manifest has all)")
     visibility_timeout_s: int = 3600
     task_time_limit_s: int = 1200
     task_soft_time_limit_s: int = 1080

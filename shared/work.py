@@ -4,7 +4,8 @@ is recorded first, so a live job always has work on record). The reconciler comp
 the leases and the broker to find work that nobody is doing, and re-sends it; exactly-once stays the
 job's item records' business, so work sent twice is harmless.
 
-Task ids: ``plan``, ``shard:N``, ``train:N`` (training step N), ``finalize``. A task whose work is no longer
+Task ids: ``plan`` (planning's first step), ``plan:N`` (its step N), ``shard:N``, ``train:N`` (training
+step N), ``finalize``. A task whose work is no longer
 on record when a worker takes it has been done already (its successor is on record): it is skipped.
 """
 
@@ -46,6 +47,10 @@ class WorkEntry:
             int(data.get("strikes", 0)),  # entries written before the watchdog had none
             str(data.get("last_error", "")),
         )
+
+
+def plan_task_id(step: int) -> str:
+    return "plan" if step == 0 else f"plan:{step}"
 
 
 def shard_task_id(shard: int) -> str:

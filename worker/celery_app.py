@@ -10,11 +10,12 @@ import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 
 from shared.queueing import celery_config
 from shared.settings import Settings, get_settings
 from worker.engine.reconcile import run_reconciler
+from worker.kinds import load_all
 from worker.runtime import metrics
 from worker.runtime.broker import BrokerProbe
 from worker.runtime.exporter import Exporter
@@ -30,6 +31,13 @@ def create_app(settings: Settings) -> Celery:
 app = create_app(get_settings())
 _stop = threading.Event()
 _exporter: list[Exporter] = []  # the main process's endpoint, once the pool is up
+
+
+@worker_init.connect
+def _load_kinds(**_kwargs: Any) -> None:
+    """Every kind's plug-in imported once in the main process, before the pool forks: a child's first task
+    does not spend seconds importing (importing never touches CUDA, so forking stays safe)."""
+    load_all()
 
 
 @worker_ready.connect

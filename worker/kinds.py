@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 from functools import cache
 
-from shared.kinds import Kind, Shape, kind_of
+from shared.kinds import KINDS, Kind, Shape, kind_of
 from worker.pipelines.plugin import MapPlugin, TrainingPlugin
 
 
@@ -36,3 +36,9 @@ def training_plugin(name: str) -> TrainingPlugin:
 
 def plugin_of(entry: Kind) -> MapPlugin | TrainingPlugin:
     return _plugin(entry.name)
+
+
+def load_all() -> None:
+    """Import every kind's plug-in now (a worker does it before it forks its pool)."""
+    for name in KINDS:
+        _plugin(name)

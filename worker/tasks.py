@@ -19,10 +19,10 @@ from shared.jobs import JobStatus
 from shared.jobstore import LIVE
 from shared.queueing import FINALIZE_TASK, PLAN_TASK, SHARD_TASK, TRAIN_STEP_TASK
 from shared.settings import get_settings
-from shared.work import shard_task_id, train_task_id
+from shared.work import plan_task_id, shard_task_id, train_task_id
 from worker.celery_app import app
 from worker.engine.finalize import finalize_job
-from worker.engine.lifecycle import start_job
+from worker.engine.lifecycle import continue_planning, start_job
 from worker.engine.shard import abandon_shard, run_shard
 from worker.engine.tasking import hand_back, run_held
 from worker.engine.training import train_step
@@ -83,18 +83,23 @@ def _run_held(tenant: str, job_id: str, task_id: str, work: Callable[[Resources]
 
 
 @app.task(name=PLAN_TASK, bind=True)
-def plan(self: Task, tenant: str, job_id: str) -> None:
+def plan(self: Task, tenant: str, job_id: str, step: int = 0) -> None:
+    task_id = plan_task_id(step)
+
     def work(rt: Resources) -> None:
         try:
-            start_job(rt, tenant, job_id)
+            if step == 0:
+                start_job(rt, tenant, job_id)
+            else:
+                continue_planning(rt, tenant, job_id, step)
         except _HANDLED_ABOVE:
             raise
         except Exception as exc:
-            log.exception("planning job %s failed", job_id)
+            log.exception("planning job %s failed (step %s)", job_id, step)
             rt.services.jobs.transition(tenant, job_id, JobStatus.failed, LIVE, error=f"planning failed: {exc}")
-            rt.services.done(job_id, "plan")
+            rt.services.done(job_id, task_id)
 
-    _held(self, tenant, job_id, "plan", work)
+    _held(self, tenant, job_id, task_id, work)
 
 
 @app.task(name=SHARD_TASK, bind=True)

@@ -1,20 +1,19 @@
-"""/v1/jobs: submit, read, list, cancel, results."""
+"""/v1/jobs: submit, read, list, cancel (results: ``api.routes.results``)."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
-from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Response
 
 from api import metrics
-from api.deps import State, Tenant, absolute
+from api.deps import State, Tenant
 from api.errors import ApiError
-from api.schemas import JobPage, JobView, ResultItem, Results, errors
+from api.schemas import JobPage, JobView, errors
 from shared import keys
 from shared.errors import NotFound, Retryable
 from shared.jobs import TERMINAL, JobStatus
@@ -29,8 +28,6 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 KindName = StrEnum("KindName", {name: name for name in KINDS})  # type: ignore[misc]
 """The registered kinds, for the list filter's documentation and validation."""
-
-_ITEM_FIELDS = {"index", "name", "status", "outputs", "error"}
 
 
 def _invalid(field: str, message: str) -> ApiError:
@@ -172,72 +169,3 @@ def cancel(job_id: str, state: State, tenant: Tenant) -> JobView:
     if updated is None:
         raise ApiError(409, "conflict", f"job already {state.jobs.get(tenant, job_id).status.value}")
     return JobView.of(updated)
-
-
-@router.get(
-    "/{job_id}/results",
-    response_model=Results,
-    summary="Results with presigned URLs",
-    responses=errors(401, 404, 409, 422, 503),
-)
-def results(
-    job_id: str,
-    request: Request,
-    state: State,
-    tenant: Tenant,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-) -> Results:
-    """The manifest of a finished job: every item once, with presigned output URLs (paged)."""
-    record = state.jobs.get(tenant, job_id)
-    ttl = state.settings.presign_ttl_s
-    if record.status not in TERMINAL:
-        raise ApiError(409, "conflict", f"job is {record.status.value}; results appear when it ends")
-    try:
-        manifest = state.storage.get_json(keys.manifest(tenant, job_id))
-    except NotFound:  # failed in planning, or canceled before its manifest was written
-        return Results(
-            job=job_id, status=record.status, total=0, offset=offset, limit=limit, items=[], error=record.error
-        )
-    page = manifest["items"][offset : offset + limit]
-    summary = state.storage.get_json(keys.summary(tenant, job_id))
-
-    def url(path: str) -> str:  # a file of the job, as the manifest and summary name it
-        return absolute(request, state.storage.presign_get(keys.in_job(tenant, job_id, path), ttl))
-
-    files: dict[str, str] = {}
-    if state.storage.exists(keys.job_files_index(tenant, job_id)):
-        files = {name: url(path) for name, path in state.storage.get_json(keys.job_files_index(tenant, job_id)).items()}
-    for name in ("mean_map", "mean_map_png"):
-        path = (summary.get("aggregate") or {}).get(name)
-        if path:
-            files[name] = url(path)
-    for name, path in (summary.get("pictures") or {}).items():  # a contact sheet, a filter grid
-        files[name] = url(path)
-    for name, path in (summary.get("arrays") or {}).items():  # per-item arrays: row i is item i
-        files[f"{name}.npy"] = url(path)
-    return Results(
-        job=job_id,
-        status=record.status,
-        total=int(manifest["total"]),
-        offset=offset,
-        limit=limit,
-        items=[_item(entry, url) for entry in page],
-        report=absolute(request, state.storage.presign_get(keys.report(tenant, job_id), ttl)),
-        manifest=absolute(request, state.storage.presign_get(keys.manifest(tenant, job_id), ttl)),
-        summary=summary,
-        files=files,
-        error=record.error,
-    )
-
-
-def _item(entry: dict[str, Any], url: Callable[[str], str]) -> ResultItem:
-    data = {k: v for k, v in entry.items() if k not in _ITEM_FIELDS}
-    return ResultItem(
-        index=entry["index"],
-        name=entry["name"],
-        status=entry["status"],
-        outputs={name: url(path) for name, path in entry.get("outputs", {}).items()},
-        error=entry.get("error"),
-        data=data,
-    )

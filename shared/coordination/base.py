@@ -41,16 +41,29 @@ class Coordinator(ABC):
         """Results recorded so far for these items."""
 
     @abstractmethod
-    def begin_attempt(self, job: str, indices: list[int]) -> None:
-        """Note that these items are about to be processed (for poison-item quarantine)."""
+    def forget_items(self, job: str, indices: list[int]) -> None:
+        """Drop these items' records (and attempts), keeping them counted in the progress: their shard's
+        manifest holds them now, and nothing reads a finished shard's records again. What keeps the
+        coordinator's memory bounded by the shards in flight, not by the job."""
+
+    @abstractmethod
+    def begin_attempt(self, job: str, indices: list[int], ended: list[int] | None = None) -> None:
+        """Note that these items are about to be processed (for poison-item quarantine); and, in the same
+        round trip, that ``ended`` were processed without their worker dying (their results wait to be
+        recorded with their shard's pack): they are no longer suspects, so a later death elsewhere cannot
+        quarantine them."""
 
     @abstractmethod
     def attempts(self, job: str, indices: list[int]) -> dict[int, int]:
-        """How many times each item was begun (items never begun are absent)."""
+        """How many times each item was begun and not ended (items never begun are absent)."""
 
     @abstractmethod
-    def mark_shard_done(self, job: str, shard: int) -> int:
-        """Mark a shard finished (idempotent); returns how many shards are finished."""
+    def mark_shard_done(self, job: str, shard: int, ok: int, failed: int) -> int:
+        """Mark a shard finished with its items' counts (idempotent); returns how many shards are finished."""
+
+    @abstractmethod
+    def shard_counts(self, job: str) -> dict[int, tuple[int, int]]:
+        """(ok, failed) of every finished shard: what a running job's results pages filter by."""
 
     @abstractmethod
     def progress(self, job: str) -> LiveProgress | None:

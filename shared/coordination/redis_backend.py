@@ -117,8 +117,17 @@ class RedisCoordinator(Coordinator):
         values = self._call(self.client.hmget, _k(job, "items"), indices)
         return {i: json.loads(v) for i, v in zip(indices, values, strict=True) if v is not None}
 
-    def begin_attempt(self, job: str, indices: list[int]) -> None:
+    def forget_items(self, job: str, indices: list[int]) -> None:
+        if indices:
+            pipe = self.client.pipeline()
+            pipe.hdel(_k(job, "items"), *[str(i) for i in indices])
+            pipe.hdel(_k(job, "attempts"), *[str(i) for i in indices])
+            self._call(pipe.execute)
+
+    def begin_attempt(self, job: str, indices: list[int], ended: list[int] | None = None) -> None:
         pipe = self.client.pipeline()
+        if ended:
+            pipe.hdel(_k(job, "attempts"), *[str(i) for i in ended])
         for index in indices:
             pipe.hincrby(_k(job, "attempts"), str(index), 1)
         pipe.expire(_k(job, "attempts"), TTL_S)
@@ -130,18 +139,26 @@ class RedisCoordinator(Coordinator):
         values = self._call(self.client.hmget, _k(job, "attempts"), indices)
         return {i: int(v) for i, v in zip(indices, values, strict=True) if v is not None}
 
-    def mark_shard_done(self, job: str, shard: int) -> int:
+    def mark_shard_done(self, job: str, shard: int, ok: int, failed: int) -> int:
         pipe = self.client.pipeline()
-        pipe.sadd(_k(job, "shards_done"), shard)
-        pipe.expire(_k(job, "shards_done"), TTL_S)
-        pipe.scard(_k(job, "shards_done"))
+        pipe.hset(_k(job, "shard_counts"), str(shard), f"{ok},{failed}")
+        pipe.expire(_k(job, "shard_counts"), TTL_S)
+        pipe.hlen(_k(job, "shard_counts"))
         return int(self._call(pipe.execute)[-1])
+
+    def shard_counts(self, job: str) -> dict[int, tuple[int, int]]:
+        found = self._call(self.client.hgetall, _k(job, "shard_counts"))
+        out: dict[int, tuple[int, int]] = {}
+        for shard, value in found.items():
+            ok, failed = value.split(b",")
+            out[int(shard)] = (int(ok), int(failed))
+        return out
 
     def progress(self, job: str) -> LiveProgress | None:
         pipe = self.client.pipeline()
         pipe.hgetall(_k(job, "plan"))
         pipe.hgetall(_k(job, "counts"))
-        pipe.scard(_k(job, "shards_done"))
+        pipe.hlen(_k(job, "shard_counts"))
         plan, counts, shards_done = self._call(pipe.execute)
         if not plan and not counts:
             return None

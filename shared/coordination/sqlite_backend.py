@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS items (job TEXT, idx INTEGER, ok INTEGER, result TEXT
 CREATE TABLE IF NOT EXISTS attempts (job TEXT, idx INTEGER, n INTEGER, PRIMARY KEY (job, idx));
 CREATE TABLE IF NOT EXISTS work (job TEXT, task TEXT, entry TEXT, PRIMARY KEY (job, task));
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS shards_done (job TEXT, shard INTEGER, PRIMARY KEY (job, shard));
+CREATE TABLE IF NOT EXISTS shard_counts (job TEXT, shard INTEGER, ok INTEGER, failed INTEGER, PRIMARY KEY (job, shard));
 CREATE TABLE IF NOT EXISTS memo (name TEXT PRIMARY KEY, value TEXT, expires REAL);
 """
 
@@ -87,8 +87,12 @@ class SqliteCoordinator(Coordinator):
                 out[idx] = json.loads(result)
         return out
 
-    def begin_attempt(self, job: str, indices: list[int]) -> None:
+    def forget_items(self, job: str, indices: list[int]) -> None:
+        """Kept: the rows live on disk, not in memory, and the progress is their sum."""
+
+    def begin_attempt(self, job: str, indices: list[int], ended: list[int] | None = None) -> None:
         with self._tx() as db:
+            db.executemany("DELETE FROM attempts WHERE job=? AND idx=?", [(job, i) for i in ended or []])
             db.executemany(
                 "INSERT INTO attempts VALUES (?, ?, 1) ON CONFLICT (job, idx) DO UPDATE SET n = n + 1",
                 [(job, i) for i in indices],
@@ -103,10 +107,14 @@ class SqliteCoordinator(Coordinator):
             out.update(dict(self._db().execute(query, (job, *chunk)).fetchall()))
         return out
 
-    def mark_shard_done(self, job: str, shard: int) -> int:
+    def mark_shard_done(self, job: str, shard: int, ok: int, failed: int) -> int:
         with self._tx() as db:
-            db.execute("INSERT OR IGNORE INTO shards_done VALUES (?, ?)", (job, shard))
-            return int(db.execute("SELECT COUNT(*) FROM shards_done WHERE job=?", (job,)).fetchone()[0])
+            db.execute("INSERT OR REPLACE INTO shard_counts VALUES (?, ?, ?, ?)", (job, shard, ok, failed))
+            return int(db.execute("SELECT COUNT(*) FROM shard_counts WHERE job=?", (job,)).fetchone()[0])
+
+    def shard_counts(self, job: str) -> dict[int, tuple[int, int]]:
+        rows = self._db().execute("SELECT shard, ok, failed FROM shard_counts WHERE job=?", (job,))
+        return {int(shard): (int(ok), int(failed)) for shard, ok, failed in rows}
 
     def progress(self, job: str) -> LiveProgress | None:
         db = self._db()
@@ -116,7 +124,7 @@ class SqliteCoordinator(Coordinator):
         ).fetchone()
         if plan is None and done == 0 and failed == 0:
             return None
-        shards_done = db.execute("SELECT COUNT(*) FROM shards_done WHERE job=?", (job,)).fetchone()[0]
+        shards_done = db.execute("SELECT COUNT(*) FROM shard_counts WHERE job=?", (job,)).fetchone()[0]
         return LiveProgress(
             total=plan[0] if plan else None,
             done=int(done),

@@ -90,8 +90,20 @@ class SpecBase(RequestModel):
         return uses
 
 
+def _packed_outputs() -> Any:
+    return Field(
+        False,
+        description=(
+            "Store the outputs of each shard in one tar (members INDEX.NAME) instead of one object per output: "
+            "for big jobs, O(shards) objects in the store. Per-item URLs still work (served by the API)"
+        ),
+    )
+
+
 class ArchiveSpec(SpecBase):
     """A job over the images of an input: one result per image."""
+
+    packed_outputs: bool = _packed_outputs()
 
     input: str = Field(
         ...,
@@ -120,6 +132,7 @@ class TargetsSpec(SpecBase):
     """A job whose items are its own targets (one rendered image each), not the images of an input."""
 
     batch_size: int
+    packed_outputs: bool = _packed_outputs()
 
     @abstractmethod
     def render_targets(self) -> list[tuple[str, dict[str, Any]]]:

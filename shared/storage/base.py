@@ -30,8 +30,9 @@ class Storage(ABC):
         """Raises shared.errors.NotFound."""
 
     @abstractmethod
-    def open(self, key: str) -> IO[bytes]:
-        """A readable stream of the object (caller closes it). Raises NotFound."""
+    def open(self, key: str, start: int = 0, length: int | None = None) -> IO[bytes]:
+        """A readable stream of the object (caller closes it), or of ``length`` bytes of it from byte
+        ``start`` (a range read: an archive planned or read in parts). Raises NotFound."""
 
     @abstractmethod
     def size(self, key: str) -> int | None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, cast
 
 from shared import signing
 from shared.errors import NotFound, Retryable
@@ -63,11 +64,15 @@ class LocalStorage(Storage):
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise NotFound(key) from exc
 
-    def open(self, key: str) -> IO[bytes]:
+    def open(self, key: str, start: int = 0, length: int | None = None) -> IO[bytes]:
         try:
-            return self.path(key).open("rb")
+            handle = self.path(key).open("rb")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise NotFound(key) from exc
+        if start == 0 and length is None:
+            return handle
+        handle.seek(start)
+        return cast(IO[bytes], _Window(handle, length)) if length is not None else handle
 
     def size(self, key: str) -> int | None:
         path = self.path(key)
@@ -106,3 +111,23 @@ class LocalStorage(Storage):
     def ping(self) -> None:
         if not os.access(self.root, os.W_OK):
             raise Retryable(f"storage directory not writable: {self.root}")
+
+
+class _Window(io.RawIOBase):
+    """At most ``length`` bytes of an open file, from where it stands (a range read of local storage)."""
+
+    def __init__(self, handle: IO[bytes], length: int) -> None:
+        self._handle, self._left = handle, length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer)[: self._left]
+        count = self._handle.readinto(view)  # type: ignore[attr-defined]
+        self._left -= count
+        return int(count)
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()

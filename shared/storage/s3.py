@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -54,6 +55,7 @@ class S3Storage(Storage):
                 retries={"max_attempts": 3, "mode": "standard"},
                 connect_timeout=5,
                 read_timeout=60,
+                max_pool_connections=32,  # a results page reads its shards at once; the finaliser reads ahead
             ),
         )
         return cls(client, bucket, prefix)
@@ -80,10 +82,19 @@ class S3Storage(Storage):
         with self.open(key) as body:
             return body.read()
 
-    def open(self, key: str) -> IO[bytes]:
+    def open(self, key: str, start: int = 0, length: int | None = None) -> IO[bytes]:
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
+        if length is not None:
+            if length <= 0:
+                return io.BytesIO(b"")
+            args["Range"] = f"bytes={start}-{start + length - 1}"
+        elif start:
+            args["Range"] = f"bytes={start}-"
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            response = self.client.get_object(**args)
         except ClientError as exc:
+            if "Range" in args and exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                return io.BytesIO(b"")  # a range that starts at (or past) the end: nothing to read
             if _is_missing(exc):
                 raise NotFound(key) from exc
             raise _failure(exc, f"reading {key}") from exc

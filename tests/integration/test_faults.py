@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.images import BROKEN_KINDS, tar_with_broken_members
 from tests.support.procs import start_redis, wait_until
-from tests.support.s3 import new_bucket
+from tests.support.s3 import all_keys, new_bucket
 from tests.support.stack import Stack, distributed_env, upload_archive, wait_for_job, wait_for_progress
 
 pytestmark = pytest.mark.slow
@@ -23,7 +23,8 @@ SLOW_SPEC = {"kind": "saliency", "method": "spectral_residual", "batch_size": 4}
 BATCH_DELAY_S = 0.25
 
 
-def test_sigkilled_worker_child_mid_shard(tmp_path: Path, redis_server: str, moto_endpoint: str) -> None:
+@pytest.mark.parametrize("packed", [False, True], ids=["objects", "packed"])
+def test_sigkilled_worker_child_mid_shard(tmp_path: Path, redis_server: str, moto_endpoint: str, packed: bool) -> None:
     bucket = new_bucket(moto_endpoint)
     stack = Stack(
         tmp_path,
@@ -35,12 +36,20 @@ def test_sigkilled_worker_child_mid_shard(tmp_path: Path, redis_server: str, mot
         archive = tmp_path / "in.tar"
         tar_with_broken_members(archive, good=80, huge_bytes=1_500_000)
         with stack.client("key-a") as client:
-            job = client.post("/v1/jobs", json={**SLOW_SPEC, "input": upload_archive(client, archive)}).json()
+            spec = {**SLOW_SPEC, "input": upload_archive(client, archive), "packed_outputs": packed}
+            job = client.post("/v1/jobs", json=spec).json()
             wait_for_progress(client, job["id"], at_least=6)
             children = stack.worker_children(stack.workers[0])
             assert children, stack.logs()
             for pid in children:
                 os.kill(pid, signal.SIGKILL)  # the pool child dies in the middle of a shard
+
+            def snapshot() -> bool:  # a running job's page: its finished shards final, the others pending
+                page = client.get(f"/v1/jobs/{job['id']}/results", params={"limit": 10_000}).json()
+                assert page["final"] is False and page["summary"] is None
+                return {"ok", "pending"} <= {item["status"] for item in page["items"]}
+
+            wait_until(snapshot, 120, "a page with finished and pending items")
             final = wait_for_job(client, job["id"], timeout=240)
             assert final["status"] == "succeeded", stack.logs()
             results = client.get(f"/v1/jobs/{job['id']}/results", params={"limit": 10_000}).json()
@@ -48,6 +57,14 @@ def test_sigkilled_worker_child_mid_shard(tmp_path: Path, redis_server: str, mot
         assert sum(names.values()) == results["total"] == final["progress"]["total"] and set(names.values()) == {1}
         assert sum(1 for i in results["items"] if i["status"] == "ok") == 80
         assert "WorkerLostError" in stack.workers[0].tail(400) or "SIGKILL" in stack.workers[0].tail(400)
+        stored = all_keys(moto_endpoint, bucket)
+        if packed:  # one pack a shard at most, every one an item points into (a dead attempt's were dropped)
+            assert not any(f"{job['id']}/items/" in key for key in stored)
+            packs = {key.split(f"{job['id']}/", 1)[1] for key in stored if f"{job['id']}/packs/" in key}
+            used = {path.split("#")[0] for item in results["items"] for path in item["packed"].values()}
+            assert packs == used and len(used) <= final["progress"]["total"] // 16 + 1
+            item = next(i for i in results["items"] if i["status"] == "ok")
+            assert httpx.get(item["outputs"]["overlay"]).content.startswith(b"\xff\xd8")  # the API's range route
     finally:
         stack.stop()
 

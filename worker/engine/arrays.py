@@ -14,8 +14,9 @@ from shared import keys
 from shared.storage import Storage
 
 
-def write_job_arrays(storage: Storage, tenant: str, job_id: str, total: int, ok: set[int]) -> dict[str, str]:
-    """Name -> key of each assembled array; rows only for items that finished ok."""
+def write_job_arrays(storage: Storage, tenant: str, job_id: str, total: int, ok: np.ndarray) -> dict[str, str]:
+    """Name -> key of each assembled array; rows only for items that finished ok (``ok[i]``: a bitmap,
+    a byte an item, not a set of every index)."""
     batches = [info.key for info in storage.list(keys.batch_arrays_prefix(tenant, job_id))]
     if not batches:
         return {}
@@ -35,7 +36,7 @@ def write_job_arrays(storage: Storage, tenant: str, job_id: str, total: int, ok:
                         )
                         arrays[name][:] = np.nan
                     for index, row in zip(indices.tolist(), rows, strict=True):
-                        if index in ok:
+                        if 0 <= index < total and ok[index]:
                             arrays[name][index] = row
         written = {}
         for name, array in arrays.items():

@@ -1,21 +1,35 @@
-"""Finalising a job: one manifest with every item exactly once, a summary, and an HTML report.
+"""Finalising a job: one manifest with every item exactly once, a summary, an HTML report, and the shard
+index that results pages read.
 
-Idempotent: it rebuilds everything from the durable shard manifests, so running it twice (two
-shards finishing together, a redelivered task) writes the same objects again.
+One streaming pass over the shard manifests: the manifest is written item by item, counts and the kind's
+figures are added up as items go by, and the report keeps only what it shows (a capped gallery and a
+capped list of failures), so memory holds one shard (and a byte per item for the arrays' rows) whatever
+the job's size. Idempotent: it rebuilds
+everything from the durable shard manifests, so running it twice (two shards finishing together, a
+redelivered task) writes the same objects again.
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from shared import keys
-from shared.errors import NotFound
 from shared.jobs import JobStatus, Progress, now
 from shared.jobstore import LIVE
 from shared.kinds import parse_spec
+from shared.packs import parse_ref
+from shared.results import ShardIndex, iter_shards, read_ahead, read_plan, write_index
 from shared.storage import Storage
 from worker.engine.arrays import write_job_arrays
+from worker.engine.job_files import JobFiles
 from worker.engine.shard import CANCELED_REASON
 from worker.kinds import map_plugin
 from worker.report.aggregate import write_mean_map
@@ -23,49 +37,117 @@ from worker.report.page import render_report
 from worker.runtime.services import Services
 
 
-def collect_items(services: Services, tenant: str, job_id: str) -> tuple[list[dict[str, Any]], int]:
-    """All items of a job in index order, and the planned total. Raises RuntimeError if one is missing."""
+@dataclass
+class _Tally:
+    """What finalising learns from one pass over the items: counts, reasons, the report's picks."""
+
+    gallery_size: int
+    failures_shown: int
+    ok: int = 0
+    failed: int = 0
+    canceled: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    gallery: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, item: dict[str, Any]) -> None:
+        if item["status"] == "ok":
+            self.ok += 1
+            if len(self.gallery) < self.gallery_size and item.get("outputs"):
+                self.gallery.append(item)
+            return
+        self.failed += 1
+        self.canceled += item.get("error") == CANCELED_REASON
+        reason = _reason_class(item.get("error"))
+        if reason in self.reasons or len(self.reasons) < _REASON_CLASSES:
+            self.reasons[reason] += 1
+        else:
+            self.reasons["(other reasons)"] += 1
+        if len(self.failures) < self.failures_shown:
+            self.failures.append(item)
+
+
+_READ_AHEAD = 8
+_REASON_CLASSES = 200  # distinct failure reasons counted by name in the summary; the rest together
+
+
+def _stream_manifest(
+    services: Services,
+    tenant: str,
+    job_id: str,
+    status: str,
+    plan: ShardIndex | None,
+    visit: Callable[[dict[str, Any]], None],
+) -> list[list[int]]:
+    """Write manifest.json item by item (through a temporary file: memory holds one shard), calling
+    ``visit`` on each item; returns each shard's (ok, failed) counts."""
     storage = services.storage
-    try:
-        plan = storage.get_json(keys.plan(tenant, job_id))
-    except NotFound:
-        return [], 0  # canceled before planning: no items
-    by_index: dict[int, dict[str, Any]] = {int(e["index"]): e for e in plan["errors"]}
-    for shard in range(int(plan["shards"])):
-        manifest = storage.get_json(keys.shard_manifest(tenant, job_id, shard))
-        for item in manifest["items"]:
-            by_index[int(item["index"])] = item
-    total = int(plan["total"])
-    missing = [i for i in range(total) if i not in by_index]
-    if missing or len(by_index) != total:
-        raise RuntimeError(f"job {job_id}: {len(missing)} items missing from the shard manifests")
-    return [by_index[i] for i in range(total)], total
+    counts: list[list[int]] = []
+    with tempfile.TemporaryFile() as spool:
+        head = {"job": job_id, "status": status, "total": plan.total if plan is not None else 0}
+        spool.write(json.dumps(head)[:-1].encode() + b',"items":[')
+        first = True
+        with ThreadPoolExecutor(_READ_AHEAD) as pool:  # shard manifests read a few ahead: latency, not memory
+            shards = (
+                iter_shards(storage, tenant, job_id, plan, read_ahead(pool, _READ_AHEAD))
+                if plan is not None
+                else iter(())
+            )
+            for _shard, items in shards:
+                ok = 0
+                for item in items:
+                    spool.write(
+                        (b"" if first else b",") + json.dumps(item, separators=(",", ":"), default=str).encode()
+                    )
+                    first = False
+                    ok += item["status"] == "ok"
+                    visit(item)
+                counts.append([ok, len(items) - ok])
+        spool.write(b"]}")
+        spool.seek(0)
+        storage.put_stream(keys.manifest(tenant, job_id), spool, "application/json")  # type: ignore[arg-type]
+    return counts
 
 
 def finalize_job(services: Services, tenant: str, job_id: str) -> None:
-    storage, coordinator = services.storage, services.coordinator
-    items, total = collect_items(services, tenant, job_id)
+    storage, coordinator, settings = services.storage, services.coordinator, services.settings
+    plan = read_plan(storage, tenant, job_id)
     record = services.jobs.get(tenant, job_id)
     current = coordinator.get_status(job_id) or record.status.value
     final = JobStatus.succeeded if current in LIVE else JobStatus(current)
-    ok = sum(1 for item in items if item["status"] == "ok")
-    canceled = sum(1 for item in items if item.get("error") == CANCELED_REASON)
-    failed = total - ok
+    hooks = map_plugin(record.kind).report
+    figures = hooks.summary(parse_spec(record.spec)) if hooks.summary is not None else None
+    tally = _Tally(settings.report_gallery_items, settings.report_failures)
+    files = JobFiles(storage, tenant, job_id)
+    ok_rows = np.zeros(plan.total if plan is not None else 0, dtype=bool)
+
+    packs: set[str] = set()
+
+    def visit(item: dict[str, Any]) -> None:
+        tally.add(item)
+        if item["status"] == "ok":
+            ok_rows[int(item["index"])] = True
+            packs.update(found.pack for path in item.get("outputs", {}).values() if (found := parse_ref(path)))
+        if figures is not None:
+            figures.add(item)
+
+    counts = _stream_manifest(services, tenant, job_id, final.value, plan, visit)
+    total = plan.total if plan is not None else 0
+    _drop_unused_packs(storage, tenant, job_id, packs)
     finished = now()
     started = record.started_at or record.created_at
     seconds = max((finished - started).total_seconds(), 1e-9)
-    reasons = Counter(_reason_class(item["error"]) for item in items if item["status"] != "ok")
-    arrays = write_job_arrays(storage, tenant, job_id, total, {i["index"] for i in items if i["status"] == "ok"})
+    arrays = write_job_arrays(storage, tenant, job_id, total, ok_rows)
     summary: dict[str, Any] = {
         "job": job_id,
         "kind": record.kind,
         "name": record.name,
         "status": final.value,
         "total": total,
-        "ok": ok,
-        "failed": failed,
-        "canceled_items": canceled,
-        "failure_reasons": dict(reasons.most_common()),
+        "ok": tally.ok,
+        "failed": tally.failed,
+        "canceled_items": tally.canceled,
+        "failure_reasons": dict(tally.reasons.most_common()),
         "started_at": started.isoformat(),
         "finished_at": finished.isoformat(),
         "seconds": round(seconds, 3),
@@ -73,24 +155,21 @@ def finalize_job(services: Services, tenant: str, job_id: str) -> None:
         "aggregate": write_mean_map(storage, tenant, job_id),
         "arrays": {name: keys.relative_to_job(tenant, job_id, key) for name, key in arrays.items()},
     }
-    hooks = map_plugin(record.kind).report
-    if hooks.summary is not None:
-        figures = hooks.summary(parse_spec(record.spec))
-        for item in items:
-            figures.add(item)
-        summary.update(figures.finish(_JobFiles(storage, tenant, job_id)))
+    if figures is not None:
+        summary.update(figures.finish(files))
     prefix = keys.job_outputs_prefix(tenant, job_id)
     summary["pictures"] = {
         info.key[len(prefix) :]: keys.relative_to_job(tenant, job_id, info.key) for info in storage.list(prefix)
     }
-    storage.put_json(
-        keys.manifest(tenant, job_id), {"job": job_id, "status": final.value, "total": total, "items": items}
-    )
     storage.put_json(keys.summary(tenant, job_id), summary)
-    read = _JobFiles(storage, tenant, job_id).read
-    html = render_report(read, record, summary, items, hooks, services.settings.report_gallery_items)
+    files.read_ahead(tally.gallery)
+    read = files.read
+    with ThreadPoolExecutor(_READ_AHEAD) as pool:  # the gallery's pictures, several items at once
+        html = render_report(read, record, summary, tally.gallery, tally.failures, hooks, pool.map)
     storage.put_bytes(keys.report(tenant, job_id), html.encode(), "text/html; charset=utf-8")
-    progress = Progress(total=total, done=ok, failed=failed)
+    # Last of the job's results: its presence tells the API that every item is final and the rest is written.
+    write_index(storage, tenant, job_id, plan.starts if plan is not None else [], total, counts)
+    progress = Progress(total=total, done=tally.ok, failed=tally.failed)
     if final != JobStatus.succeeded or services.jobs.transition(tenant, job_id, final, LIVE, progress=progress) is None:
         # Canceled (or canceled while we were writing): keep the status, record the final counts.
         record = services.jobs.load(tenant, job_id)
@@ -102,23 +181,14 @@ def finalize_job(services: Services, tenant: str, job_id: str) -> None:
     services.done(job_id, "finalize")
 
 
+def _drop_unused_packs(storage: Storage, tenant: str, job_id: str, used: set[str]) -> None:
+    """Delete packs no item points into: written by an attempt that died before its items were recorded."""
+    for info in storage.list(keys.packs_prefix(tenant, job_id)):
+        if keys.relative_to_job(tenant, job_id, info.key) not in used:
+            storage.delete(info.key)
+
+
 def _reason_class(error: str | None) -> str:
     """Group failure messages for the summary (the first clause of the message)."""
     text = (error or "unknown").split(":", 1)[0]
     return text[:80]
-
-
-class _JobFiles:
-    """The job's folder, as summaries and the report use it: paths relative to it, never whole keys."""
-
-    def __init__(self, storage: Storage, tenant: str, job_id: str) -> None:
-        self.storage, self.tenant, self.job_id = storage, tenant, job_id
-
-    def read(self, path: str) -> bytes:
-        """A file of the job, by its path relative to the job's folder (as manifests name them)."""
-        return self.storage.get_bytes(keys.in_job(self.tenant, self.job_id, path))
-
-    def write_job(self, output: str, data: bytes, content_type: str) -> str:
-        key = keys.job_output(self.tenant, self.job_id, output)
-        self.storage.put_bytes(key, data, content_type)
-        return keys.relative_to_job(self.tenant, self.job_id, key)

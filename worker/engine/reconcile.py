@@ -35,7 +35,7 @@ from shared.jobs import TERMINAL, JobStatus
 from shared.jobstore import LIVE
 from shared.kinds import Shape, kind_of
 from shared.queueing import FINALIZE_TASK, PLAN_TASK, SHARD_TASK, TRAIN_STEP_TASK
-from shared.work import WorkEntry, lease_name, shard_task_id, train_task_id
+from shared.work import WorkEntry, lease_name, plan_task_id, shard_task_id, train_task_id
 from worker.engine.backlog import measure_backlog
 from worker.engine.shard import abandon_shard
 from worker.engine.tasking import new_owner
@@ -176,30 +176,40 @@ def restore_job(services: Services, tenant: str, job: str) -> list[str]:
         step = int(storage.get_json(latest)["step"]) if storage.exists(latest) else 0
         services.submit(job, train_task_id(step), TRAIN_STEP_TASK, (tenant, job, step))
         return [f"{job}: training resumes at step {step}"]
-    if storage.exists(keys.manifest(tenant, job)):
-        services.jobs.retire(job)
-        return [f"{job}: finalised already; retired"]
+    if storage.exists(keys.results_index(tenant, job)):  # the finaliser's last write: at most the end is missing
+        if status == JobStatus.canceled.value:
+            services.jobs.retire(job)
+            return [f"{job}: finalised already; retired"]
+        services.submit(job, "finalize", FINALIZE_TASK, (tenant, job))
+        return [f"{job}: finalised but not ended; finaliser sent again"]
     try:
         plan = storage.get_json(keys.plan(tenant, job))
     except NotFound:
         services.submit(job, "plan", PLAN_TASK, (tenant, job))
         return [f"{job}: planned again"]
-    coordinator.set_plan(job, int(plan["total"]), int(plan["shards"]))
-    coordinator.record_items(job, {int(e["index"]): e for e in plan["errors"]})
+    shards, complete = int(plan["shards"]), bool(plan.get("complete", True))
+    if complete:
+        coordinator.set_plan(job, int(plan["total"]), shards)
     missing = []
-    for shard in range(int(plan["shards"])):
+    for shard in range(shards):
         try:
             manifest = storage.get_json(keys.shard_manifest(tenant, job, shard))
         except NotFound:
             missing.append(shard)
             continue
-        coordinator.record_items(job, {int(item["index"]): item for item in manifest["items"]})
-        coordinator.mark_shard_done(job, shard)
+        coordinator.record_items(job, {int(item["index"]): item for item in manifest["items"]})  # counted again
+        ok = sum(1 for item in manifest["items"] if item["status"] == "ok")
+        coordinator.mark_shard_done(job, shard, ok, len(manifest["items"]) - ok)
+        coordinator.forget_items(job, [int(item["index"]) for item in manifest["items"]])
     for shard in missing:
         services.submit(job, shard_task_id(shard), SHARD_TASK, (tenant, job, shard))
+    if not complete:  # planning goes on from where its last step stopped
+        step = int(plan["step"])
+        services.submit(job, plan_task_id(step), PLAN_TASK, (tenant, job, step))
+        return [f"{job}: {len(missing)} of {shards} shards sent again; planning resumes at step {step}"]
     if not missing:
         services.submit(job, "finalize", FINALIZE_TASK, (tenant, job))
-    return [f"{job}: {len(missing)} of {plan['shards']} shards sent again"]
+    return [f"{job}: {len(missing)} of {shards} shards sent again"]
 
 
 Report = Callable[[bool, Backlog | None], None]

@@ -1,10 +1,12 @@
 """One shard: decode its items, run the pipeline in batches, write outputs and the shard manifest.
 
 Exactly once per item, whatever the redeliveries: finished items are recorded in the coordinator
-after every batch and skipped on a rerun; outputs live under deterministic keys, so a rerun
-overwrites; a finished shard (its manifest exists) is skipped. An item that was being processed
-when the worker process died is retried alone, and after ``max_deliveries`` deaths it is
-quarantined as a failed item instead of killing workers forever.
+after every batch (with packed outputs, once the pack segment holding their outputs is stored) and
+skipped on a rerun; outputs live under deterministic keys, so a rerun overwrites (a pack is never
+overwritten: each attempt writes its own, and only recorded items point into one); a finished shard
+(its manifest exists) is skipped. An item that was being processed when the worker process died is
+retried alone, and after ``max_deliveries`` deaths it is quarantined as a failed item instead of
+killing workers forever.
 
 Only an item's own content fails it. A store or coordinator outage (``Retryable``) leaves the batch's
 items unrecorded and propagates: the shard runs again and redoes them. A cancel is noticed between
@@ -13,25 +15,25 @@ items, even inside a batch (the context checks before each write).
 
 from __future__ import annotations
 
-import io
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
-
 from shared import keys
-from shared.errors import FoveaError, ItemError, Retryable, StoreRefused
+from shared.errors import FoveaError, ItemError, NotFound, Retryable, StoreRefused
 from shared.jobs import JobStatus, Progress
 from shared.kinds import parse_spec
 from shared.queueing import FINALIZE_TASK
 from shared.work import shard_task_id
+from worker.engine.batch_extras import BatchExtras
 from worker.engine.plan import load_shard_entries
 from worker.engine.shard_items import NO_IMAGE, decoded_items
 from worker.kinds import map_plugin
 from worker.pipelines.base import Item, MapPipeline, Outcome
 from worker.runtime import metrics
 from worker.runtime.context import CancelCheck, JobCanceled, JobContext
+from worker.runtime.packing import PackWriter
 from worker.runtime.prefetch import prefetch
 from worker.runtime.resources import Resources
 from worker.runtime.services import Services
@@ -39,6 +41,9 @@ from worker.runtime.services import Services
 log = logging.getLogger(__name__)
 
 CANCELED_REASON = "job canceled before this item was processed"
+FAILED_REASON = "job failed before this item was processed"
+_STOPPED = frozenset({JobStatus.canceled.value, JobStatus.failed.value})
+"""A shard stops at the next item once its job is canceled, or failed (as a whole: see the job's error)."""
 
 
 def failed(index: int, name: str, reason: str) -> dict[str, Any]:
@@ -47,104 +52,198 @@ def failed(index: int, name: str, reason: str) -> dict[str, Any]:
 
 def run_shard(rt: Resources, tenant: str, job_id: str, shard: int) -> None:
     services = rt.services
-    storage, coordinator, settings = services.storage, services.coordinator, services.settings
+    storage, coordinator = services.storage, services.coordinator
     started = time.perf_counter()
-    if storage.exists(keys.shard_manifest(tenant, job_id, shard)):
-        _complete(services, tenant, job_id, shard)
+    done = _finished(services, tenant, job_id, shard)
+    if done is not None:  # finished already (a redelivery): count it again (idempotent), never run it twice
+        _complete(services, tenant, job_id, shard, done)
         return
-    shard_entry = load_shard_entries(services, tenant, job_id, shard)
-    entries = shard_entry["items"]
-    names = {int(e[0]): str(e[1]) for e in entries}
-    is_targets = shard_entry["source"] == "targets"  # items are parameters; otherwise extras are ground truth
-    extra_at = 3 if shard_entry["source"] == "keys" else 2  # key shards hold the object's key at 2
-    extras = {int(e[0]): e[extra_at] for e in entries if len(e) > extra_at and isinstance(e[extra_at], dict)}
+    entry = load_shard_entries(services, tenant, job_id, shard)
+    names = {int(row[0]): str(row[1]) for row in entry["items"]}
     record = services.jobs.load(tenant, job_id)
-    recorder = metrics.ItemRecorder(coordinator, job_id, record.kind)
-    results = coordinator.item_results(job_id, list(names))
+    items = metrics.ItemRecorder(coordinator, job_id, record.kind)
+    results, todo, suspects = _recorded_so_far(services, items, entry, names)
+    spec = parse_spec(record.spec)
+    canceled = CancelCheck(lambda: coordinator.get_status(job_id) in _STOPPED)
+    pack = PackWriter(storage, tenant, job_id, shard) if getattr(spec, "packed_outputs", False) else None
+    ctx = JobContext(storage, rt.models, tenant, job_id, rt.device, canceled, pack)
+    pipeline = map_plugin(spec.kind).pipeline(spec, ctx)
+    extras = BatchExtras(storage, tenant, job_id, gather=pack is not None)
+    recorder = _Recorder(items, results, pack, extras, services.settings.pack_bytes)
+    decoded = decoded_items(services, tenant, job_id, shard, entry, set(todo), entry["source"] == "targets")
+    try:
+        _run_items(services, pipeline, tenant, job_id, entry, names, decoded, suspects, canceled, recorder)
+    except JobCanceled:
+        pass  # the batch in flight stops at its next write; its items are recorded as canceled below
+    except BaseException:
+        recorder.discard()  # an outage or a crash: the unrecorded items of this segment are done again
+        raise
+    recorder.seal()
+    if any(index not in results for index in names):  # stopped early: the job was canceled, or failed
+        stopped = CANCELED_REASON if coordinator.get_status(job_id) != JobStatus.failed.value else FAILED_REASON
+        for index in names:
+            results.setdefault(index, failed(index, names[index], stopped))
+    _finish(services, tenant, job_id, shard, results)
+    metrics.SHARD_SECONDS.labels(record.kind).observe(time.perf_counter() - started)
+
+
+def _finished(services: Services, tenant: str, job_id: str, shard: int) -> list[dict[str, Any]] | None:
+    """The items of the shard's manifest, or None while it has none."""
+    try:
+        return list(services.storage.get_json(keys.shard_manifest(tenant, job_id, shard))["items"])
+    except NotFound:
+        return None
+
+
+def _recorded_so_far(
+    services: Services, items: metrics.ItemRecorder, entry: dict[str, Any], names: dict[int, str]
+) -> tuple[dict[int, dict[str, Any]], list[int], set[int]]:
+    """The shard's results on record (its planned failures recorded now, items that killed their worker
+    too often quarantined), the items still to do, and those to retry alone (a worker died on them)."""
+    coordinator, cap, job_id = services.coordinator, services.settings.max_deliveries, items.job
+    planned_failures = {int(e["index"]): e for e in entry.get("errors", [])}
+    results = coordinator.item_results(job_id, [*names, *planned_failures])
+    unrecorded = {i: e for i, e in planned_failures.items() if i not in results}
+    items.record(unrecorded, metrics.INPUT)  # members planning could not make items of
+    results.update(unrecorded)
     pending = [i for i in names if i not in results]
     attempts = coordinator.attempts(job_id, pending)
     quarantined = {
         i: failed(i, names[i], f"quarantined: the worker process died {n} times while processing this item")
         for i, n in attempts.items()
-        if n >= settings.max_deliveries
+        if n >= cap
     }
-    recorder.record(quarantined, metrics.QUARANTINED)
+    items.record(quarantined, metrics.QUARANTINED)
     results.update(quarantined)
-    suspects = {i for i, n in attempts.items() if 0 < n < settings.max_deliveries}
-    todo = [i for i in pending if i not in quarantined]
+    suspects = {i for i, n in attempts.items() if 0 < n < cap}
+    return results, [i for i in pending if i not in quarantined], suspects
 
-    spec = parse_spec(record.spec)
-    canceled = CancelCheck(lambda: coordinator.get_status(job_id) == JobStatus.canceled.value)
-    ctx = JobContext(storage, rt.models, tenant, job_id, rt.device, canceled)
-    pipeline = map_plugin(spec.kind).pipeline(spec, ctx)
+
+class _Recorder:
+    """Puts finished items on record: at once, or (packed outputs) once the pack segment holding their
+    outputs is stored, so no item on record points at bytes that are not in the store."""
+
+    def __init__(
+        self,
+        items: metrics.ItemRecorder,
+        results: dict[int, dict[str, Any]],
+        pack: PackWriter | None,
+        extras: BatchExtras,
+        segment_bytes: int,
+    ) -> None:
+        self.items, self.results, self.pack = items, results, pack
+        self.extras, self.segment_bytes = extras, segment_bytes
+        self.waiting: dict[int, dict[str, Any]] = {}
+        self.ended: list[int] = []
+
+    def begin(self, indices: list[int]) -> None:
+        """These items are about to be processed (and those processed since the last batch have ended)."""
+        ended, self.ended = self.ended, []
+        self.items.coordinator.begin_attempt(self.items.job, indices, ended)
+
+    def record(self, outcome: dict[int, dict[str, Any]], reason: str, has_outputs: bool = True) -> None:
+        """``reason``: why the failed ones among ``outcome`` failed (for the metrics)."""
+        if self.pack is None or not has_outputs:
+            self.items.record(outcome, reason)
+            self.results.update(outcome)
+            return
+        self.waiting.update(outcome)
+        # Processed without killing the worker: if a later item does, these are not suspects (they run
+        # again, batched, since their outputs die with the unstored segment). Said with the next batch's
+        # beginning, in the same round trip.
+        self.ended += list(outcome)
+        if self.pack.nbytes >= self.segment_bytes:
+            self.seal()
+
+    def seal(self) -> None:
+        """Store the segment's sums and arrays, then its pack, then record its items (in that order: what is
+        on record is in the store)."""
+        if self.pack is not None:
+            self.extras.store()
+            self.pack.seal()
+        self.items.record(self.waiting, metrics.PIPELINE)  # only the pipeline's results wait for a pack
+        self.results.update(self.waiting)
+        self.waiting = {}
+
+    def discard(self) -> None:
+        if self.pack is not None:
+            self.pack.discard()
+        self.extras.drop()
+
+
+def _run_items(
+    services: Services,
+    pipeline: MapPipeline,
+    tenant: str,
+    job_id: str,
+    entry: dict[str, Any],
+    names: dict[int, str],
+    decoded: Iterator[tuple[int, Any]],
+    suspects: set[int],
+    canceled: CancelCheck,
+    recorder: _Recorder,
+) -> None:
+    """Decoded items through the pipeline in batches (an item a worker died on runs alone)."""
+    is_targets = entry["source"] == "targets"
+    rows = {int(row[0]): row for row in entry["items"]}
+    truth = {int(index): value for index, value in entry.get("truth", {}).items()}
     batch: list[Item] = []
 
     def flush() -> None:
         if batch:
-            with recorder.batch():
-                outcome = _run_batch(services, pipeline, tenant, job_id, batch)
+            with recorder.items.batch():
+                outcome = _run_batch(services, pipeline, tenant, job_id, batch, recorder)
             recorder.record(outcome, metrics.PIPELINE)
-            results.update(outcome)
             batch.clear()
 
-    decoded = decoded_items(services, tenant, job_id, shard, shard_entry, set(todo), is_targets)
-    try:
-        for index, image in prefetch(decoded, depth=pipeline.batch_size):
-            if canceled.now():
-                break
-            if isinstance(image, ItemError):
-                one = {index: failed(index, names[index], str(image))}
-                recorder.record(one, metrics.INPUT)
-                results.update(one)
-                continue
-            if is_targets:
-                item = Item(index, names[index], NO_IMAGE, params=extras[index])
-            else:
-                item = Item(index, names[index], image, extras.get(index))
-            if index in suspects:
-                flush()
-                batch.append(item)
-                flush()
-                continue
-            batch.append(item)
-            if len(batch) >= pipeline.batch_size:
-                flush()
-        if not canceled.now():
+    for index, image in prefetch(decoded, depth=pipeline.batch_size):
+        if canceled.now():
+            return
+        if isinstance(image, ItemError):
+            recorder.record({index: failed(index, names[index], str(image))}, metrics.INPUT, has_outputs=False)
+            continue
+        if is_targets:
+            item = Item(index, names[index], NO_IMAGE, params=rows[index][2])
+        else:
+            item = Item(index, names[index], image, truth.get(index))
+        if index in suspects:
             flush()
-    except JobCanceled:
-        pass  # the batch in flight stops at its next write; its items are recorded as canceled below
-    for index in names:
-        results.setdefault(index, failed(index, names[index], CANCELED_REASON))
-    _finish(services, tenant, job_id, shard, results)
-    metrics.SHARD_SECONDS.labels(record.kind).observe(time.perf_counter() - started)
+            batch.append(item)
+            flush()
+            continue
+        batch.append(item)
+        if len(batch) >= pipeline.batch_size:
+            flush()
+    if not canceled.now():
+        flush()
 
 
 def abandon_shard(services: Services, tenant: str, job_id: str, shard: int, reason: str) -> None:
     """Give up on a shard whose task kept failing: unfinished items fail with ``reason``."""
-    entries = load_shard_entries(services, tenant, job_id, shard)["items"]
-    names = {int(e[0]): str(e[1]) for e in entries}
-    results = services.coordinator.item_results(job_id, list(names))
+    done = _finished(services, tenant, job_id, shard)
+    if done is not None:  # it finished after all: keep what it did
+        _complete(services, tenant, job_id, shard, done)
+        return
+    entry = load_shard_entries(services, tenant, job_id, shard)
+    names = {int(e[0]): str(e[1]) for e in entry["items"]}
+    planned_failures = {int(e["index"]): e for e in entry.get("errors", [])}
+    results = services.coordinator.item_results(job_id, [*names, *planned_failures])
     missing = {i: failed(i, n, reason) for i, n in names.items() if i not in results}
-    kind = services.jobs.load(tenant, job_id).kind
-    metrics.ItemRecorder(services.coordinator, job_id, kind).record(missing, metrics.ABANDONED)
-    results.update(missing)
+    unrecorded = {i: e for i, e in planned_failures.items() if i not in results}
+    recorder = metrics.ItemRecorder(services.coordinator, job_id, services.jobs.load(tenant, job_id).kind)
+    recorder.record(unrecorded, metrics.INPUT)
+    recorder.record(missing, metrics.ABANDONED)
+    results.update(unrecorded | missing)
     _finish(services, tenant, job_id, shard, results)
 
 
 def _run_batch(
-    services: Services, pipeline: MapPipeline, tenant: str, job_id: str, batch: list[Item]
+    services: Services, pipeline: MapPipeline, tenant: str, job_id: str, batch: list[Item], recorder: _Recorder
 ) -> dict[int, dict[str, Any]]:
-    services.coordinator.begin_attempt(job_id, [item.index for item in batch])
+    recorder.begin([item.index for item in batch])
     try:
         outcomes = pipeline.run_batch(batch)
-        sums = pipeline.take_batch_sums()
-        if sums is not None:
-            # Keyed by the batch's first item and written before its items are recorded: a rerun after a
-            # crash re-forms batches from unrecorded items only, so each item is summed exactly once.
-            buffer = io.BytesIO()
-            np.savez(buffer, **sums)  # type: ignore[arg-type]
-            services.storage.put_bytes(keys.batch_sums(tenant, job_id, batch[0].index), buffer.getvalue())
-        _store_arrays(services, tenant, job_id, batch, outcomes)
+        recorder.extras.add(batch, outcomes, pipeline.take_batch_sums())  # stored before the items are recorded
         return {item.index: _ok(tenant, job_id, item, outcome) for item, outcome in zip(batch, outcomes, strict=True)}
     except (Retryable, StoreRefused, JobCanceled):
         raise  # an outage, a refusal of the store or a cancel is never an item's fault
@@ -155,25 +254,8 @@ def _run_batch(
     # One bad item must not fail its neighbours: retry them one by one.
     out: dict[int, dict[str, Any]] = {}
     for item in batch:
-        out.update(_run_batch(services, pipeline, tenant, job_id, [item]))
+        out.update(_run_batch(services, pipeline, tenant, job_id, [item], recorder))
     return out
-
-
-def _store_arrays(services: Services, tenant: str, job_id: str, batch: list[Item], outcomes: list[Outcome]) -> None:
-    """The batch's per-item arrays, keyed by its first item like the sums; the finaliser places each row
-    by its item's index, so a rerun that writes a row again cannot duplicate it."""
-    names = sorted({name for outcome in outcomes for name in outcome.arrays})
-    if not names:
-        return
-    rows = [(item.index, outcome) for item, outcome in zip(batch, outcomes, strict=True)]
-    packed: dict[str, np.ndarray] = {}
-    for name in names:
-        have = [(index, o.arrays[name]) for index, o in rows if name in o.arrays]
-        packed[f"index.{name}"] = np.array([index for index, _ in have], dtype=np.int64)
-        packed[f"rows.{name}"] = np.stack([np.asarray(value, dtype=np.float32) for _, value in have])
-    buffer = io.BytesIO()
-    np.savez(buffer, **packed)  # type: ignore[arg-type]
-    services.storage.put_bytes(keys.batch_arrays(tenant, job_id, batch[0].index), buffer.getvalue())
 
 
 def _ok(tenant: str, job_id: str, item: Item, outcome: Outcome) -> dict[str, Any]:
@@ -189,23 +271,30 @@ def _reason(exc: Exception) -> str:
 
 
 def _finish(services: Services, tenant: str, job_id: str, shard: int, results: dict[int, dict[str, Any]]) -> None:
+    """Store the shard's manifest: every item once. (Two deliveries of a shard may both have run an item;
+    each result points into a pack that its delivery stored before recording it, and the coordinator
+    counted the item once whichever the manifest lists.)"""
     items = [results[i] for i in sorted(results)]
     services.storage.put_json(keys.shard_manifest(tenant, job_id, shard), {"shard": shard, "items": items})
-    _complete(services, tenant, job_id, shard)
+    _complete(services, tenant, job_id, shard, items)
 
 
-def _complete(services: Services, tenant: str, job_id: str, shard: int) -> None:
-    """The shard's manifest is stored: count it, keep the job's durable progress current (what readers see
-    if the coordinator is down), and when it was the last, submit the finaliser before dropping the shard."""
+def _complete(services: Services, tenant: str, job_id: str, shard: int, items: list[dict[str, Any]]) -> None:
+    """The shard's manifest is stored: count it (its ok and failed items, what a running job's pages filter
+    by), keep the job's durable progress current (what readers see if the coordinator is down), and when
+    it was the last, submit the finaliser before dropping the shard."""
     coordinator = services.coordinator
-    done = coordinator.mark_shard_done(job_id, shard)
+    ok = sum(1 for item in items if item["status"] == "ok")
+    done = coordinator.mark_shard_done(job_id, shard, ok, len(items) - ok)
+    coordinator.forget_items(job_id, [int(item["index"]) for item in items])
     progress = coordinator.progress(job_id)
     shards = progress.shards if progress is not None else None
-    if shards is None:  # the coordinator lost the plan (e.g. a Redis without AOF restarted): ask the store
-        shards = int(services.storage.get_json(keys.plan(tenant, job_id))["shards"])
+    if shards is None:  # still planning, or the coordinator lost the plan (a Redis without AOF restarted)
+        plan = services.storage.get_json(keys.plan(tenant, job_id))
+        shards = int(plan["shards"]) if plan.get("complete") else None  # planning sends the finaliser then
     if progress is not None:
         live = Progress(total=progress.total, done=progress.done, failed=progress.failed)
         services.jobs.save_progress(tenant, job_id, live)
-    if done >= shards:
+    if shards is not None and done >= shards:
         services.submit(job_id, "finalize", FINALIZE_TASK, (tenant, job_id))
     services.done(job_id, shard_task_id(shard))

@@ -38,11 +38,31 @@ def unsafe_reason(name: str) -> str | None:
     return None
 
 
-def _normal(name: str) -> str:
+def normal_name(name: str) -> str:
     return posixpath.normpath(name.replace("\\", "/")).lstrip("./") or name
 
 
-def _skippable(name: str) -> bool:
+def tar_refusal(info: tarfile.TarInfo, max_bytes: int) -> str | None:
+    """Why a tar member cannot become an item (an unsafe name, a link, a special file, too big), or None."""
+    reason = unsafe_reason(info.name)
+    if reason:
+        return reason
+    if info.issym() or info.islnk():
+        return f"link member (to {info.linkname!r}) refused"
+    if not info.isreg():
+        return "not a regular file (device, fifo or special member)"
+    if info.size > max_bytes:
+        return f"member is {info.size} bytes, over the limit of {max_bytes}"
+    return None
+
+
+def tar_member_name(info: tarfile.TarInfo) -> str:
+    """The name an item gets: normalised, except an unsafe name, kept as it is so the error shows it."""
+    return info.name if unsafe_reason(info.name) else normal_name(info.name)
+
+
+def skippable(name: str) -> bool:
+    """Folder noise that is never an item (macOS resource forks, Finder and Explorer files)."""
     base = posixpath.basename(name.rstrip("/"))
     return base in SKIPPED_NAMES or name.startswith("__MACOSX/") or base.startswith("._")
 
@@ -80,24 +100,16 @@ def _iter_tar(stream: IO[bytes], name: str, *, max_bytes: int) -> Iterator[Membe
         with tarfile.open(fileobj=stream, mode="r|*") as archive:
             for info in archive:
                 member_name = info.name
-                if info.isdir() or _skippable(member_name):
+                if info.isdir() or skippable(member_name):
                     continue
                 count += 1
-                reason = unsafe_reason(member_name)
+                reason = tar_refusal(info, max_bytes)
                 if reason:
-                    yield Member(member_name, error=reason)
-                elif info.issym() or info.islnk():
-                    yield Member(member_name, error=f"link member (to {info.linkname!r}) refused")
-                elif not info.isreg():
-                    yield Member(member_name, error="not a regular file (device, fifo or special member)")
-                elif info.size > max_bytes:
-                    yield Member(
-                        _normal(member_name), error=f"member is {info.size} bytes, over the limit of {max_bytes}"
-                    )
+                    yield Member(tar_member_name(info), error=reason)
                 else:
                     handle = archive.extractfile(info)
                     data = handle.read() if handle else b""
-                    yield Member(_normal(member_name), data=data)
+                    yield Member(normal_name(member_name), data=data)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         if count == 0:
             raise ValueError(f"{name}: not a readable tar archive ({exc})") from exc
@@ -117,7 +129,7 @@ def _iter_zip(stream: IO[bytes], *, max_bytes: int) -> Iterator[Member]:
             raise ValueError(f"not a readable zip archive ({exc})") from exc
         with archive:
             for info in archive.infolist():
-                if info.is_dir() or _skippable(info.filename):
+                if info.is_dir() or skippable(info.filename):
                     continue
                 reason = unsafe_reason(info.filename)
                 mode = info.external_attr >> 16
@@ -126,17 +138,18 @@ def _iter_zip(stream: IO[bytes], *, max_bytes: int) -> Iterator[Member]:
                 elif stat.S_ISLNK(mode):
                     yield Member(info.filename, error="link member refused")
                 elif info.flag_bits & 0x1:
-                    yield Member(_normal(info.filename), error="encrypted zip member")
+                    yield Member(normal_name(info.filename), error="encrypted zip member")
                 elif info.file_size > max_bytes:
                     yield Member(
-                        _normal(info.filename), error=f"member is {info.file_size} bytes, over the limit of {max_bytes}"
+                        normal_name(info.filename),
+                        error=f"member is {info.file_size} bytes, over the limit of {max_bytes}",
                     )
                 else:
                     yield _read_zip_member(archive, info, max_bytes)
 
 
 def _read_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, max_bytes: int) -> Member:
-    name = _normal(info.filename)
+    name = normal_name(info.filename)
     try:
         with archive.open(info) as handle:
             data = handle.read(max_bytes + 1)  # the header's size can lie: never read past the limit

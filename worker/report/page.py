@@ -5,6 +5,7 @@ captions it come from the kind's report hooks; the gallery is capped (the manife
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from shared.jobs import JobRecord
@@ -66,37 +67,40 @@ def render_report(
     read: Read,
     record: JobRecord,
     summary: dict[str, Any],
-    items: list[dict[str, Any]],
+    gallery: list[dict[str, Any]],
+    failures: list[dict[str, Any]],
     hooks: ReportHooks,
-    gallery_items: int,
+    each: Callable[[Callable[[dict[str, Any]], str | None], list[dict[str, Any]]], Iterable[str | None]] = map,
 ) -> str:
-    figures: list[str] = []
-    for item in (i for i in items if i["status"] == "ok"):
-        if len(figures) >= gallery_items:
-            break
-        if (figure := _figure(read, hooks, item)) is not None:
-            figures.append(figure)
-    failures = [
+    """The page, from the summary and the items it shows: the first successful items (the gallery) and the
+    first failures; the counts say how many there are in all. ``each`` maps over the gallery (an
+    executor's ``map`` reads the pictures of several items at once)."""
+    figures = [figure for figure in each(lambda item: _figure(read, hooks, item), gallery) if figure is not None]
+    rows = [
         f"<tr><td>{item['index']}</td><td>{escape(item['name'])}</td><td>{escape(item.get('error'))}</td></tr>"
-        for item in items
-        if item["status"] != "ok"
+        for item in failures
     ]
-    ok = summary["ok"]
+    ok, failed_count = summary["ok"], summary["failed"]
     sections = "".join(section(read, part) for part in [*hooks.sections(summary), *_job_pictures(summary)])
+    more = (
+        f"<p>The first {len(rows)} are listed; <code>manifest.json</code> has every one.</p>"
+        if len(rows) < failed_count
+        else ""
+    )
     failed = (
-        "<table><tr><th>#</th><th>file</th><th>reason</th></tr>" + "".join(failures) + "</table>"
-        if failures
+        "<table><tr><th>#</th><th>file</th><th>reason</th></tr>" + "".join(rows) + "</table>" + more
+        if rows
         else "<p>None.</p>"
     )
     body = f"""<p>Job <code>{escape(record.id)}</code> · kind <code>{escape(record.kind)}</code> ·
 status <b>{escape(summary["status"])}</b></p>
 <p class="counts"><span>items: <b>{summary["total"]}</b></span><span class="ok">ok: <b>{ok}</b></span>
-<span class="bad">failed: <b>{summary["failed"]}</b></span>
+<span class="bad">failed: <b>{failed_count}</b></span>
 <span>time: {summary["seconds"]} s</span><span>{summary["items_per_second"]} items/s</span></p>
 {sections}
 <h2>Gallery</h2>
 <p>{len(figures)} of {ok} successful items shown; <code>manifest.json</code> lists every item and its outputs.</p>
 <div class="gallery">{"".join(figures) or "<p>No successful items.</p>"}</div>
-<h2>Failed items ({len(failures)})</h2>
+<h2>Failed items ({failed_count})</h2>
 {failed}"""
     return page(record.name or f"{record.kind} job {record.id}", body)

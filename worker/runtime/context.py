@@ -21,6 +21,7 @@ from worker.pipelines.base import Item, LoadedModel, TrainedModel
 from worker.pipelines.training_base import InputLimits
 from worker.runtime.cache import ProcessCache
 from worker.runtime.models import ModelCache
+from worker.runtime.packing import PackWriter
 from worker.runtime.sources import read_members
 
 T = TypeVar("T")
@@ -62,6 +63,7 @@ class JobContext:
         job_id: str,
         device: torch.device,
         canceled: CancelCheck | None = None,
+        pack: PackWriter | None = None,
     ) -> None:
         self.storage = storage
         self.models = models
@@ -69,10 +71,14 @@ class JobContext:
         self.job_id = job_id
         self.device = device
         self._canceled = canceled
+        self._pack = pack
 
     def write(self, item: Item, output: str, data: bytes, content_type: str) -> str:
+        """Store one output of an item: its own object, or (packed outputs) a member of the shard's pack."""
         if self._canceled is not None and self._canceled.now():
             raise JobCanceled(self.job_id)
+        if self._pack is not None:
+            return self._pack.add(item.index, output, data)
         key = keys.item_output(self.tenant, self.job_id, item.index, output)
         self.storage.put_bytes(key, data, content_type)
         return key

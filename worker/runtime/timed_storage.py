@@ -37,8 +37,8 @@ class TimedStorage(Storage):
     def get_bytes(self, key: str) -> bytes:
         return self._timed("get", lambda: self.inner.get_bytes(key))
 
-    def open(self, key: str) -> IO[bytes]:
-        return self._timed("open", lambda: self.inner.open(key))
+    def open(self, key: str, start: int = 0, length: int | None = None) -> IO[bytes]:
+        return self._timed("open", lambda: self.inner.open(key, start, length))
 
     def size(self, key: str) -> int | None:
         return self._timed("head", lambda: self.inner.size(key))

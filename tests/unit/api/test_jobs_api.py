@@ -50,7 +50,8 @@ def test_submit_read_list_cancel(client: TestClient, tmp_path: Path) -> None:
     listing = client.get("/v1/jobs", params={"status": "queued", "kind": "saliency"}, headers=KEYS).json()
     assert [j["id"] for j in listing["items"]] == [job["id"]]
     assert client.get("/v1/jobs", params={"status": "succeeded"}, headers=KEYS).json()["items"] == []
-    assert client.get(f"/v1/jobs/{job['id']}/results", headers=KEYS).status_code == 409
+    queued = client.get(f"/v1/jobs/{job['id']}/results", headers=KEYS).json()  # a snapshot: nothing planned yet
+    assert (queued["final"], queued["planned"], queued["total"], queued["items"]) == (False, False, 0, [])
     canceled = client.post(f"/v1/jobs/{job['id']}/cancel", headers=KEYS)
     assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
     again = client.post(f"/v1/jobs/{job['id']}/cancel", headers=KEYS)

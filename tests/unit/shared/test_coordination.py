@@ -33,6 +33,10 @@ def test_record_items_counts_each_item_once(coordinator: Coordinator) -> None:
     assert progress is not None
     assert (progress.total, progress.done, progress.failed) == (5, 2, 1)
     assert coordinator.item_results("j", [0, 1, 3]) == {0: {"status": "ok"}, 1: {"status": "failed", "error": "x"}}
+    coordinator.forget_items("j", [0, 1])  # their shard's manifest holds them: still counted
+    progress = coordinator.progress("j")
+    assert progress is not None and (progress.done, progress.failed) == (2, 1)
+    assert coordinator.item_results("j", [2]) == {2: {"status": "ok"}}
 
 
 def test_status_compare_and_set(coordinator: Coordinator) -> None:
@@ -44,12 +48,15 @@ def test_status_compare_and_set(coordinator: Coordinator) -> None:
 
 
 def test_shards_attempts_claims(coordinator: Coordinator) -> None:
-    assert coordinator.mark_shard_done("j", 0) == 1
-    assert coordinator.mark_shard_done("j", 0) == 1
-    assert coordinator.mark_shard_done("j", 1) == 2
+    assert coordinator.mark_shard_done("j", 0, 3, 1) == 1
+    assert coordinator.mark_shard_done("j", 0, 3, 1) == 1
+    assert coordinator.mark_shard_done("j", 1, 0, 2) == 2
+    assert coordinator.shard_counts("j") == {0: (3, 1), 1: (0, 2)} and coordinator.shard_counts("k") == {}
     coordinator.begin_attempt("j", [7, 8])
     coordinator.begin_attempt("j", [8])
     assert coordinator.attempts("j", [7, 8, 9]) == {7: 1, 8: 2}
+    coordinator.begin_attempt("j", [10], ended=[8, 9])  # 8 processed, not yet recorded: no longer a suspect
+    assert coordinator.attempts("j", [7, 8, 9, 10]) == {7: 1, 10: 1}
     assert coordinator.claim("x") and not coordinator.claim("x")
     assert coordinator.remember("k", "v1") is None
     assert coordinator.remember("k", "v2") == "v1"

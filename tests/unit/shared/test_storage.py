@@ -120,3 +120,18 @@ def test_the_stores_answers_are_sorted_into_final_and_transient(status: int, cod
             storage.get_bytes("a/b.png")
         with pytest.raises(wanted):
             storage.put_bytes("a/b.png", b"x")
+
+
+def test_range_reads(storage: Storage) -> None:
+    data = bytes(range(256)) * 40
+    storage.put_bytes("r/blob", data)
+    for start, length in [(0, 10), (100, 1), (5000, 5240), (10230, 100), (0, None), (9000, None)]:
+        with storage.open("r/blob", start, length) as stream:
+            got = stream.read()
+        assert got == data[start : None if length is None else start + length], (start, length)
+    with storage.open("r/blob", len(data), 10) as stream:  # at the end: nothing, not an error
+        assert stream.read() == b""
+    with storage.open("r/blob", 3, 4) as stream:  # read in small pieces, never past the range
+        assert stream.read(2) + stream.read(5) + stream.read() == data[3:7]
+    with pytest.raises(NotFound):
+        storage.open("r/missing", 0, 10)

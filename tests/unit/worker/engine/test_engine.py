@@ -14,10 +14,11 @@ from shared import keys
 from shared.jobs import JobStatus
 from shared.kinds import parse_spec
 from shared.queueing import SHARD_TASK
+from shared.results import iter_shards, read_index
 from shared.settings import Settings
 from tests.support.images import png, tar_with_broken_members
 from tests.support.runtime import recording_resources, sent_tasks
-from worker.engine.finalize import collect_items, finalize_job
+from worker.engine.finalize import finalize_job
 from worker.engine.inprocess import run_job_inprocess
 from worker.engine.lifecycle import start_job
 from worker.engine.shard import CANCELED_REASON, run_shard
@@ -132,8 +133,12 @@ def test_cancel_keeps_finished_items(local_settings: Settings, tmp_path: Path) -
     for args in shards[1:]:
         run_shard(rt, *args)
     finalize_job(services, "local", job_id)
-    items, total = collect_items(services, "local", job_id)
-    assert len(items) == total
+    index = read_index(services.storage, "local", job_id)
+    assert index is not None and index.final and index.planned
+    items = [
+        item for _shard, shard_items in iter_shards(services.storage, "local", job_id, index) for item in shard_items
+    ]
+    assert len(items) == index.total
     first = [
         i
         for i in items
@@ -221,7 +226,10 @@ def test_top_classes_units_and_signed_maps(local_settings: Settings, tmp_path: P
                 assert item["target"]["class"] == 2
 
 
-def test_mean_map_over_the_job_is_exact_and_survives_a_rerun(local_settings: Settings, tmp_path: Path) -> None:
+@pytest.mark.parametrize("packed", [False, True], ids=["objects", "packed"])
+def test_mean_map_over_the_job_is_exact_and_survives_a_rerun(
+    local_settings: Settings, tmp_path: Path, packed: bool
+) -> None:
     import io as _io
 
     import numpy as np
@@ -244,6 +252,7 @@ def test_mean_map_over_the_job_is_exact_and_survives_a_rerun(local_settings: Set
         "method": "gradient",
         "batch_size": 4,
         "model": {"arch": "tiny_cnn", "weights": "upload://w", "num_classes": 3, "input_size": 32},
+        "packed_outputs": packed,
     }
     rt, job_id = submit(local_settings, archive, spec)
     services = rt.services
@@ -257,6 +266,8 @@ def test_mean_map_over_the_job_is_exact_and_survives_a_rerun(local_settings: Set
     inputs = preprocess([torch.from_numpy(d).permute(2, 0, 1) for d in decoded], 32, "imagenet", torch.device("cpu"))
     expected = gradient_saliency(model, inputs).maps.mean(dim=0).numpy()
     np.testing.assert_allclose(mean, expected, rtol=1e-4, atol=1e-7)
+    sums = list(services.storage.list(keys.batch_sums_prefix("local", job_id)))
+    assert len(sums) == (2 if packed else 3)  # 11 items, shards of 8, batches of 4: a segment's sums, or a batch's
     # A shard delivered again after its items were recorded adds nothing twice.
     services.storage.delete(keys.shard_manifest("local", job_id, 0))
     run_shard(rt, "local", job_id, 0)
