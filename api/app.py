@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from api import metrics
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
-from api.routes import files, health, jobs, results, uploads
+from api.routes import console, files, health, jobs, results, uploads
 from api.state import AppState
 from shared.settings import Settings, get_settings
 from shared.storage.local import UPLOAD_ROUTE
@@ -30,6 +30,8 @@ Fovea runs interpretability and visual-attention pipelines over image archives.
 4. With `"packed_outputs": true`, outputs are stored one tar per shard; each output still has its own URL
    (`GET /v1/packed/...`, signed), and `packs` links the tars whole.
 
+The web console (`/console/`) is a client of these routes: it shows what the key it is given sees.
+
 Authenticate with `Authorization: Bearer KEY`. Errors are JSON `{"error": {"code", "message", "fields"}}`.
 """
 
@@ -39,12 +41,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Fovea", version="0.1.0", description=DESCRIPTION)
     app.state.fovea = AppState.from_settings(settings)
     install_error_handlers(app)
-    for module in (jobs, results, uploads, files, health):
+    for module in (jobs, results, uploads, files, health, console):
         app.include_router(module.router)
     # For the Allow header of a 405: every method each path answers, across routes.
     app.state.route_methods = [
         (route.path_regex, set(route.methods or ()))
-        for module in (jobs, results, uploads, files, health)
+        for module in (jobs, results, uploads, files, health, console)
         for route in module.router.routes
         if isinstance(route, APIRoute)
     ]

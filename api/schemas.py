@@ -128,6 +128,8 @@ class Results(BaseModel):
         ..., description="False while the job's input is still being planned: `total` grows as planning goes on"
     )
     filter: ItemStatus | None = Field(None, description="The status filter of this page (`status` query), if any")
+    label: str | None = Field(None, description="The class filter of this page (`class` query), if any")
+    sort: str | None = Field(None, description="The order of this page (`sort` query); null: index order")
     total: int = Field(
         ...,
         description=(

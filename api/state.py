@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from api.kept_reads import KeptReads
@@ -25,6 +28,22 @@ class AppState:
     """Store reads a request makes at once (a results page's shard manifests), not one after another."""
     kept: KeptReads = field(default_factory=KeptReads)
     """Shard indexes and summaries that can no longer change, so that a page reads only its own shards."""
+
+    _builds: dict[tuple[str, ...], threading.Lock] = field(default_factory=dict)
+    _builds_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @contextmanager
+    def building(self, key: tuple[str, ...]) -> Iterator[None]:
+        """Held while this process builds something once for everyone (a job's sorted view)."""
+        with self._builds_lock:
+            lock = self._builds.setdefault(key, threading.Lock())
+        try:
+            with lock:
+                yield
+        finally:
+            with self._builds_lock:
+                if not lock.locked():
+                    self._builds.pop(key, None)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:

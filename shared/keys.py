@@ -145,6 +145,13 @@ def results_index(tenant: str, job_id: str) -> str:
     return job_prefix(tenant, job_id) + "index.json"
 
 
+def result_view(tenant: str, job_id: str, view: str, chunk: int | None = None) -> str:
+    """An ended job's items filtered and sorted once (``shared.result_views``): its description when
+    ``chunk`` is None, else one chunk of its items in order."""
+    base = job_prefix(tenant, job_id) + f"views/{safe_component(view)}/"
+    return base + ("view.json" if chunk is None else f"{chunk:06d}.json")
+
+
 def shard_manifests_prefix(tenant: str, job_id: str) -> str:
     return job_prefix(tenant, job_id) + "shards/"
 

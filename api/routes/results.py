@@ -26,7 +26,8 @@ from shared.errors import NotFound
 from shared.jobs import TERMINAL
 from shared.kinds import Shape, kind_of
 from shared.packs import PackedOutput, parse_ref, read_packed
-from shared.results import ItemStatus, ShardIndex, page, read_index, read_plan
+from shared.result_views import FIELD_PATTERN, ViewQuery, build_view, in_memory, read_view, view_page
+from shared.results import ItemStatus, ShardIndex, page, read_ahead, read_index, read_plan
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
@@ -38,7 +39,7 @@ MAX_PAGE = 10_000
     "/jobs/{job_id}/results",
     response_model=Results,
     summary="A page of a job's results, with URLs (also while the job runs)",
-    responses=errors(401, 404, 422, 503),
+    responses=errors(401, 404, 409, 422, 503),
 )
 def results(
     job_id: str,
@@ -49,6 +50,26 @@ def results(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="At most this many items")] = 100,
     status: Annotated[
         ItemStatus | None, Query(description="Only items with this status (ok, failed or pending)")
+    ] = None,
+    label: Annotated[
+        str | None,
+        Query(
+            alias="class",
+            max_length=200,
+            description="Only items whose predicted (top-1) or explained class has this index or name "
+            "(an ended job only)",
+        ),
+    ] = None,
+    sort: Annotated[
+        str | None,
+        Query(
+            pattern=FIELD_PATTERN,
+            description="Order by this numeric field of the items' records, a dotted path "
+            "(`quality.deletion_auc`, `predictions.0.probability`, `reconstruction_error`, `log_prob`); "
+            "`-` in front for descending. Items without it come last, ties in index order. An ended job "
+            "only: its first sorted (or class-filtered) page reads the whole job once and stores the "
+            "order, later pages read only their own part of it",
+        ),
     ] = None,
 ) -> Results:
     """Items ``offset`` to ``offset + limit`` (of those with ``status``, if given) in index order, with
@@ -69,12 +90,18 @@ def results(
     index, summary = found.result()
     if index is not None and not index.final and record.status in TERMINAL:  # ended since its plan was kept?
         index, summary = _known(state, tenant, job_id, status, True)
-    if index is not None:
+    query = ViewQuery(status, label, sort)
+    if not query.plain and (record.status not in TERMINAL or (index is not None and not index.final)):
+        raise ApiError(409, "conflict", "sorting and class filters need the job to have ended; page it in index order")
+    if index is not None and not query.plain:
+        entries, total = _viewed(state, tenant, job_id, index, query, offset, limit)
+        planned, final = True, True
+    elif index is not None:
         entries = page(state.storage, tenant, job_id, index, offset, limit, status, state.readers.map)
         total, planned, final = index.count(status), index.planned, index.final
     else:
         entries, total, planned, final = _unindexed(
-            state, tenant, job_id, record.status in TERMINAL, offset, limit, status
+            state, tenant, job_id, record.status in TERMINAL, offset, limit, query
         )
     view = Results(
         job=job_id,
@@ -82,6 +109,8 @@ def results(
         final=final,
         planned=planned,
         filter=status,
+        label=label,
+        sort=sort,
         total=total,
         offset=offset,
         limit=limit,
@@ -125,6 +154,23 @@ def _known(
     return index, summary
 
 
+def _viewed(
+    state: State, tenant: str, job_id: str, index: ShardIndex, query: ViewQuery, offset: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of the ended job's items filtered by class or sorted (``shared.result_views``): the view is
+    built on its first use, then kept (its description only) and read a chunk or two a page."""
+    kept_key = ("view", tenant, job_id, query.name)
+    described = state.kept.get(kept_key) or read_view(state.storage, tenant, job_id, query)
+    if described is None:
+        with state.building(kept_key):  # one build per view in this process; others wait for it
+            described = read_view(state.storage, tenant, job_id, query) or build_view(
+                state.storage, tenant, job_id, index, query, read_ahead(state.readers, 8)
+            )
+    state.kept.keep(kept_key, described)
+    entries = view_page(state.storage, tenant, job_id, query, described, offset, limit, state.readers.map)
+    return entries, int(described["total"])
+
+
 def _read_summary(state: State, tenant: str, job_id: str) -> dict[str, Any] | None:
     try:
         return dict(state.storage.get_json(keys.summary(tenant, job_id)))
@@ -133,7 +179,7 @@ def _read_summary(state: State, tenant: str, job_id: str) -> dict[str, Any] | No
 
 
 def _unindexed(
-    state: State, tenant: str, job_id: str, ended: bool, offset: int, limit: int, status: ItemStatus | None
+    state: State, tenant: str, job_id: str, ended: bool, offset: int, limit: int, query: ViewQuery
 ) -> tuple[list[dict[str, Any]], int, bool, bool]:
     """A job with no shard index: not planned yet, a training job, failed before its first shard, or
     planned by an older version (its whole manifest, read once it has ended). Items, total, planned, final."""
@@ -143,7 +189,7 @@ def _unindexed(
         manifest = state.storage.get_json(keys.manifest(tenant, job_id))
     except NotFound:
         return [], 0, True, True
-    items = [i for i in manifest["items"] if status is None or i["status"] == status.value]
+    items = in_memory(manifest["items"], query)
     return items[offset : offset + limit], len(items), True, True
 
 

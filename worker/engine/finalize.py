@@ -33,7 +33,7 @@ from worker.engine.job_files import JobFiles
 from worker.engine.shard import CANCELED_REASON
 from worker.kinds import map_plugin
 from worker.report.aggregate import write_mean_map
-from worker.report.page import render_report
+from worker.report.page import console_url, render_report
 from worker.runtime.services import Services
 
 
@@ -165,7 +165,8 @@ def finalize_job(services: Services, tenant: str, job_id: str) -> None:
     files.read_ahead(tally.gallery)
     read = files.read
     with ThreadPoolExecutor(_READ_AHEAD) as pool:  # the gallery's pictures, several items at once
-        html = render_report(read, record, summary, tally.gallery, tally.failures, hooks, pool.map)
+        console = console_url(services.settings.public_url, job_id)
+        html = render_report(read, record, summary, tally.gallery, tally.failures, hooks, pool.map, console)
     storage.put_bytes(keys.report(tenant, job_id), html.encode(), "text/html; charset=utf-8")
     # Last of the job's results: its presence tells the API that every item is final and the rest is written.
     write_index(storage, tenant, job_id, plan.starts if plan is not None else [], total, counts)

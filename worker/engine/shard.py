@@ -37,6 +37,7 @@ from worker.runtime.packing import PackWriter
 from worker.runtime.prefetch import prefetch
 from worker.runtime.resources import Resources
 from worker.runtime.services import Services
+from worker.runtime.thumbnails import Thumbnails
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +67,16 @@ def run_shard(rt: Resources, tenant: str, job_id: str, shard: int) -> None:
     spec = parse_spec(record.spec)
     canceled = CancelCheck(lambda: coordinator.get_status(job_id) in _STOPPED)
     pack = PackWriter(storage, tenant, job_id, shard) if getattr(spec, "packed_outputs", False) else None
-    ctx = JobContext(storage, rt.models, tenant, job_id, rt.device, canceled, pack)
-    pipeline = map_plugin(spec.kind).pipeline(spec, ctx)
+    plugin = map_plugin(spec.kind)
+    ctx = JobContext(
+        storage, rt.models, tenant, job_id, rt.device, canceled, pack, Thumbnails(plugin.report.stands_for)
+    )
+    pipeline = plugin.pipeline(spec, ctx)
     extras = BatchExtras(storage, tenant, job_id, gather=pack is not None)
     recorder = _Recorder(items, results, pack, extras, services.settings.pack_bytes)
     decoded = decoded_items(services, tenant, job_id, shard, entry, set(todo), entry["source"] == "targets")
     try:
-        _run_items(services, pipeline, tenant, job_id, entry, names, decoded, suspects, canceled, recorder)
+        _run_items(ctx, pipeline, tenant, job_id, entry, names, decoded, suspects, canceled, recorder)
     except JobCanceled:
         pass  # the batch in flight stops at its next write; its items are recorded as canceled below
     except BaseException:
@@ -172,7 +176,7 @@ class _Recorder:
 
 
 def _run_items(
-    services: Services,
+    ctx: JobContext,
     pipeline: MapPipeline,
     tenant: str,
     job_id: str,
@@ -192,7 +196,7 @@ def _run_items(
     def flush() -> None:
         if batch:
             with recorder.items.batch():
-                outcome = _run_batch(services, pipeline, tenant, job_id, batch, recorder)
+                outcome = _run_batch(ctx, pipeline, tenant, job_id, batch, recorder)
             recorder.record(outcome, metrics.PIPELINE)
             batch.clear()
 
@@ -238,11 +242,16 @@ def abandon_shard(services: Services, tenant: str, job_id: str, shard: int, reas
 
 
 def _run_batch(
-    services: Services, pipeline: MapPipeline, tenant: str, job_id: str, batch: list[Item], recorder: _Recorder
+    ctx: JobContext, pipeline: MapPipeline, tenant: str, job_id: str, batch: list[Item], recorder: _Recorder
 ) -> dict[int, dict[str, Any]]:
     recorder.begin([item.index for item in batch])
+    thumbnails = ctx.thumbnails
     try:
+        if thumbnails is not None:
+            thumbnails.forget()  # what a failed batch wrote before this one
         outcomes = pipeline.run_batch(batch)
+        if thumbnails is not None:
+            thumbnails.add(ctx, batch, outcomes)  # an output like the others: written before the item is recorded
         recorder.extras.add(batch, outcomes, pipeline.take_batch_sums())  # stored before the items are recorded
         return {item.index: _ok(tenant, job_id, item, outcome) for item, outcome in zip(batch, outcomes, strict=True)}
     except (Retryable, StoreRefused, JobCanceled):
@@ -254,7 +263,7 @@ def _run_batch(
     # One bad item must not fail its neighbours: retry them one by one.
     out: dict[int, dict[str, Any]] = {}
     for item in batch:
-        out.update(_run_batch(services, pipeline, tenant, job_id, [item], recorder))
+        out.update(_run_batch(ctx, pipeline, tenant, job_id, [item], recorder))
     return out
 
 

@@ -104,6 +104,15 @@ class ReportHooks:
     sections: Callable[[dict[str, Any]], list[Section]] = _no_sections
     """Report sections from the job's summary (quality figures, training results)."""
 
+    def stands_for(self, item: dict[str, Any]) -> str | None:
+        """The output that stands for an item (its thumbnail's source): the first preview present, else
+        the first panel of a comparison, else the item's first output."""
+        outputs: dict[str, str] = item.get("outputs", {})
+        found = next((name for name in self.preview if name in outputs), None)
+        if found is None and self.panels is not None:
+            found = next((output for _label, output in self.panels(item) if output in outputs), None)
+        return found or next(iter(outputs), None)
+
 
 @dataclass(frozen=True)
 class MapPlugin:

@@ -55,6 +55,12 @@ def _figure(read: Read, hooks: ReportHooks, item: dict[str, Any]) -> str | None:
     )
 
 
+def console_url(public_url: str, job_id: str) -> str:
+    """The job's page in the web console: absolute with the API's public URL, else from the API's root
+    (right when the report is opened through the API; a downloaded report needs the public URL set)."""
+    return f"{public_url.rstrip('/')}/console/#/job/{job_id}"
+
+
 def _job_pictures(summary: dict[str, Any]) -> list[Section]:
     pictures = summary.get("pictures") or {}
     if not pictures:
@@ -71,10 +77,12 @@ def render_report(
     failures: list[dict[str, Any]],
     hooks: ReportHooks,
     each: Callable[[Callable[[dict[str, Any]], str | None], list[dict[str, Any]]], Iterable[str | None]] = map,
+    console: str | None = None,
 ) -> str:
     """The page, from the summary and the items it shows: the first successful items (the gallery) and the
     first failures; the counts say how many there are in all. ``each`` maps over the gallery (an
-    executor's ``map`` reads the pictures of several items at once)."""
+    executor's ``map`` reads the pictures of several items at once). ``console``: the job's page in the
+    web console, linked where the report shows only part of the items."""
     figures = [figure for figure in each(lambda item: _figure(read, hooks, item), gallery) if figure is not None]
     rows = [
         f"<tr><td>{item['index']}</td><td>{escape(item['name'])}</td><td>{escape(item.get('error'))}</td></tr>"
@@ -83,8 +91,15 @@ def render_report(
     ok, failed_count = summary["ok"], summary["failed"]
     sections = "".join(section(read, part) for part in [*hooks.sections(summary), *_job_pictures(summary)])
     more = (
-        f"<p>The first {len(rows)} are listed; <code>manifest.json</code> has every one.</p>"
+        f"<p>The first {len(rows)} are listed; <code>manifest.json</code> has every one"
+        + (f', and <a href="{escape(console)}?status=failed">the console</a> pages through them all' if console else "")
+        + ".</p>"
         if len(rows) < failed_count
+        else ""
+    )
+    browse = (
+        f' <a class="console" href="{escape(console)}">Browse every item in the console</a> (sorted, filtered, at full size).'
+        if console and len(figures) < ok
         else ""
     )
     failed = (
@@ -99,7 +114,7 @@ status <b>{escape(summary["status"])}</b></p>
 <span>time: {summary["seconds"]} s</span><span>{summary["items_per_second"]} items/s</span></p>
 {sections}
 <h2>Gallery</h2>
-<p>{len(figures)} of {ok} successful items shown; <code>manifest.json</code> lists every item and its outputs.</p>
+<p>{len(figures)} of {ok} successful items shown; <code>manifest.json</code> lists every item and its outputs.{browse}</p>
 <div class="gallery">{"".join(figures) or "<p>No successful items.</p>"}</div>
 <h2>Failed items ({failed_count})</h2>
 {failed}"""

@@ -23,6 +23,7 @@ from worker.runtime.cache import ProcessCache
 from worker.runtime.models import ModelCache
 from worker.runtime.packing import PackWriter
 from worker.runtime.sources import read_members
+from worker.runtime.thumbnails import Thumbnails
 
 T = TypeVar("T")
 
@@ -64,6 +65,7 @@ class JobContext:
         device: torch.device,
         canceled: CancelCheck | None = None,
         pack: PackWriter | None = None,
+        thumbnails: Thumbnails | None = None,
     ) -> None:
         self.storage = storage
         self.models = models
@@ -72,15 +74,19 @@ class JobContext:
         self.device = device
         self._canceled = canceled
         self._pack = pack
+        self.thumbnails = thumbnails
 
     def write(self, item: Item, output: str, data: bytes, content_type: str) -> str:
         """Store one output of an item: its own object, or (packed outputs) a member of the shard's pack."""
         if self._canceled is not None and self._canceled.now():
             raise JobCanceled(self.job_id)
         if self._pack is not None:
-            return self._pack.add(item.index, output, data)
-        key = keys.item_output(self.tenant, self.job_id, item.index, output)
-        self.storage.put_bytes(key, data, content_type)
+            key = self._pack.add(item.index, output, data)
+        else:
+            key = keys.item_output(self.tenant, self.job_id, item.index, output)
+            self.storage.put_bytes(key, data, content_type)
+        if self.thumbnails is not None:
+            self.thumbnails.seen(key, data, content_type)
         return key
 
     def write_job(self, output: str, data: bytes, content_type: str) -> str:
