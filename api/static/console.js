@@ -29,6 +29,9 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
+// replaceChildren would write "null" for an absent part: leave those out.
+function fill(node, ...children) { node.replaceChildren(...children.filter((c) => c !== null && c !== undefined && c !== false)); }
+
 function svg(tag, attrs) {
   const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
   for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, String(value));
@@ -61,7 +64,7 @@ function every(ms, fn) {
 function showError(error) {
   const box = document.getElementById("fatal");
   box.hidden = !error;
-  box.textContent = error ? String(error.message || error) : "";
+  box.textContent = error ? (error.status === 404 ? "Not found (for this API key): " : "") + String(error.message || error) : "";
 }
 
 function when(iso) { return iso ? new Date(iso).toLocaleString() : "—"; }
@@ -338,7 +341,7 @@ async function jobView(main, jobId, status) {
 
   function renderHead() {
     const cancel = LIVE.has(job.status) ? el("button", { id: "cancel-job", text: "Cancel", onclick: async () => { await api("POST", `${path}/cancel`).catch(showError); await refresh(); } }) : null;
-    head.replaceChildren(
+    fill(head,
       el("h1", {}, job.name || `${job.kind} job`, " ", el("span", { class: "muted", text: job.id })),
       el("div", { class: "toolbar" }, statusTag(job.status), progressBar(job),
         el("span", { text: `${fixed(job.items_per_second, 2)} items/s` }),
@@ -395,9 +398,9 @@ async function jobView(main, jobId, status) {
       el("span", {}, "Page ", jump, ` of ${pages} · ${page.total} items`),
       el("button", { id: "next-page", text: "Next →", disabled: page.next_offset === null, onclick: () => go(page.next_offset) }));
     const tiles = page.items.map((item) => tile(jobId, item, state.sort));
-    gallery.replaceChildren(el("h2", { text: "Items" }),
+    fill(gallery, el("h2", { text: "Items" }),
       el("div", { class: "toolbar" }, statusPick, classBox, sortPick, ended ? null : el("span", { class: "muted", text: "sorting and class filters open once the job has ended" })),
-      pager, el("div", { class: "gallery", id: "gallery", "data-page": current }, ...tiles), page.items.length ? null : el("p", { class: "muted", text: "No items here." }));
+      pager, el("div", { class: "gallery", id: "gallery", "data-page": current, "data-ended": ended }, ...tiles), page.items.length ? null : el("p", { class: "muted", text: "No items here." }));
   }
 
   async function refresh() {
@@ -428,7 +431,11 @@ function flatFigures(summary) {
 
 function numericPaths(value, prefix, found) {
   if (typeof value === "number" || typeof value === "boolean") { if (prefix) found.add(prefix); return; }
-  if (Array.isArray(value)) { if (value.length && typeof value[0] === "object") numericPaths(value[0], prefix + ".0", found); return; }
+  if (Array.isArray(value)) { // a short vector (a box) by position; a list of records by its first
+    if (value.length && value.length <= 8 && typeof value[0] === "number") value.forEach((v, i) => numericPaths(v, `${prefix}.${i}`, found));
+    else if (value.length && value[0] && typeof value[0] === "object") numericPaths(value[0], prefix + ".0", found);
+    return;
+  }
   if (value && typeof value === "object" && prefix.split(".").length < 5) for (const [k, v] of Object.entries(value)) numericPaths(v, prefix ? `${prefix}.${k}` : k, found);
 }
 
@@ -440,7 +447,7 @@ function valueAt(data, dotted) {
 
 function tile(jobId, item, sort) {
   const thumb = item.outputs && item.outputs.thumb;
-  const picture = thumb ? el("img", { src: thumb, alt: item.name, loading: "lazy" }) : el("div", { class: "noimg", text: item.status === "failed" ? item.error || "failed" : item.status === "pending" ? "pending" : "no thumbnail" });
+  const picture = thumb ? el("img", { src: thumb, alt: item.name }) : el("div", { class: "noimg", text: item.status === "failed" ? item.error || "failed" : item.status === "pending" ? "pending" : "no thumbnail" });
   const value = sort ? valueAt(item.data, sort.replace(/^-/, "")) : undefined;
   return el("a", { class: "tile " + item.status, href: `#/job/${encodeURIComponent(jobId)}/item/${item.index}`, "data-index": item.index },
     picture, el("div", { class: "name", title: item.name, text: `${item.index} · ${item.name}` }),
@@ -491,7 +498,7 @@ async function itemView(main, jobId, index) {
   } else {
     shown = el("div", { class: "outputs", id: "outputs" }, ...outputs.map(figure));
   }
-  main.append(nav, el("h1", { id: "item-name", text: item.name }),
+  fill(main, nav, el("h1", { id: "item-name", text: item.name }),
     el("p", {}, statusTag(item.status), ` · item ${item.index}`),
     item.error ? el("p", { class: "error", id: "item-error", text: item.error }) : null,
     shown, el("h2", { text: "Manifest data" }), el("pre", { class: "data", id: "item-data", text: JSON.stringify(item.data, null, 2) }));

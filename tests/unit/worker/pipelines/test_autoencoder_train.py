@@ -95,7 +95,7 @@ def test_train_on_mnist_then_apply_to_an_archive(settings: Settings, assets_dir:
     items = {item["name"]: item for item in manifest["items"]}
     assert manifest["total"] == 35 and items["broken/x.png"]["status"] == "failed"
     ok = [item for item in manifest["items"] if item["status"] == "ok"]
-    assert len(ok) == 34 and all(set(item["outputs"]) == {"input", "reconstruction"} for item in ok)
+    assert len(ok) == 34 and all(set(item["outputs"]) == {"input", "reconstruction", "thumb"} for item in ok)
     summary = storage.get_json(keys.summary("local", apply_id))
     ranked = [entry["name"] for entry in summary["most_anomalous"]]
     assert set(ranked[:4]) == set(noise), ranked  # noise is what a digit model reconstructs worst

@@ -132,7 +132,7 @@ def test_inversion_job_strips_and_errors(local_settings: Settings) -> None:
     ok = [i for i in manifest["items"] if i["status"] == "ok"]
     assert len(ok) == 4
     for item in ok:
-        assert set(item["outputs"]) == {"layer:features.2", "layer:features.13", "strip"}
+        assert set(item["outputs"]) == {"layer:features.2", "layer:features.13", "strip", "thumb"}
         assert item["errors"]["features.2"] < item["errors"]["features.13"]
         strip = _image(services, item["outputs"]["strip"])
         assert strip.shape[1] >= 3 * SIZE  # original + two layers side by side
