@@ -83,11 +83,16 @@ class LocalStorage(Storage):
         if not base.is_dir():
             return
         keys = []
+        root = str(self.root)
         for dirpath, _dirs, files in os.walk(base):
+            # Keys by string operations, not a Path per file: a folder of 10k job records is listed in
+            # milliseconds (each page of the jobs list walks it).
+            folder = os.path.relpath(dirpath, root).replace(os.sep, "/")
+            head = "" if folder == "." else folder + "/"
             for name in files:
                 if name.startswith(".tmp-"):
                     continue
-                key = str(Path(dirpath, name).relative_to(self.root)).replace(os.sep, "/")
+                key = head + name
                 if key.startswith(prefix) and key > start_after:
                     keys.append(key)
         keys.sort()

@@ -89,7 +89,7 @@ def test_packed_outputs_hold_what_objects_would(local_settings: Settings, tmp_pa
         client.download(plain, tmp_path / "plain")
         client.download(packed, tmp_path / "packed")
     plain_files, packed_files = _files(tmp_path / "plain"), _files(tmp_path / "packed")
-    assert len([k for k in plain_files if k.startswith("items/")]) == 15 * 4
+    assert len([k for k in plain_files if k.startswith("items/")]) == 15 * 5  # four outputs and a thumbnail each
     items_only = {k: v for k, v in plain_files.items() if k.startswith("items/")}
     assert {k: v for k, v in packed_files.items() if k.startswith("items/")} == items_only
     assert not (tmp_path / "packed" / ".packs").exists()  # the scratch packs are gone
