@@ -93,7 +93,7 @@ def results(
     query = ViewQuery(status, label, sort)
     if not query.plain and (record.status not in TERMINAL or (index is not None and not index.final)):
         raise ApiError(409, "conflict", "sorting and class filters need the job to have ended; page it in index order")
-    if index is not None and not query.plain:
+    if index is not None and query.wants_view(index):
         entries, total = _viewed(state, tenant, job_id, index, query, offset, limit)
         planned, final = True, True
     elif index is not None:

@@ -263,6 +263,7 @@ function specForm(kind, schema, schemas) {
     const error = el("span", { class: "error", id: "error-" + name });
     const help = [prop.description, prop.default !== undefined ? `default: ${JSON.stringify(prop.default)}` : null].filter(Boolean).join(" · ");
     fields[name] = { input, read, error };
+    input.addEventListener("input", () => { error.textContent = ""; input.classList.remove("invalid"); });
     form.append(el("label", { for: id, text: name + (required.has(name) ? " *" : "") }), el("div", { class: "field" }, input, el("small", { text: help }), error));
   }
   const button = el("button", { class: "primary", type: "submit", id: "submit-job", text: "Submit" });
@@ -315,6 +316,7 @@ function dropZone(target) {
       bar.firstChild.style.width = "100%";
       bar.classList.add("done");
       target.value = upload.uri;
+      target.dispatchEvent(new Event("input"));
       label.textContent = `Uploaded ${file.name} as ${upload.uri}. `;
     } catch (error) { label.textContent = `Upload of ${file.name} failed: ${error.message}. `; }
   };
