@@ -99,7 +99,7 @@ class LocalStorage(Storage):
         for count, key in enumerate(keys):
             if limit is not None and count >= limit:
                 return
-            yield ObjectInfo(key, self.path(key).stat().st_size)
+            yield ObjectInfo(key, os.stat(os.path.join(root, key)).st_size)  # a key the walk found: no checks needed
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
