@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--page", type=int, default=48, help="items a gallery page asks for (the console's)")
+    parser.add_argument("--part", choices=("all", "gallery", "jobs"), default="all", help="what to measure")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -114,6 +115,13 @@ def _shard(store: Any, job_id: str, shard: int) -> list[dict[str, Any]]:
 
 
 def _measure(client: httpx.Client, job_id: str, args: argparse.Namespace) -> None:
+    if args.part in ("all", "gallery"):
+        _gallery(client, job_id, args)
+    if args.part in ("all", "jobs"):
+        _jobs(client, args)
+
+
+def _gallery(client: httpx.Client, job_id: str, args: argparse.Namespace) -> None:
     n, page, requests = args.items, args.page, args.requests
     rng = random.Random(0)
     offsets = [rng.randrange(0, n - page) for _ in range(requests)]
@@ -168,7 +176,10 @@ def _measure(client: httpx.Client, job_id: str, args: argparse.Namespace) -> Non
         lambda i: f"{results}?class=square&sort=-quality.deletion_auc&offset={offsets[i] // 4}&limit={page}",
     )
 
-    # The jobs list: 10k jobs, newest first, first page and later pages (cursors collected first).
+
+def _jobs(client: httpx.Client, args: argparse.Namespace) -> None:
+    """The jobs list: 10k jobs, newest first, first page and later pages (cursors collected first)."""
+    requests = args.requests
     jobs_common = {"jobs": args.jobs + 1, "page": 50, "requests": requests, "unit": "ms"}
     cursors, cursor = [], None
     while len(cursors) < 100:

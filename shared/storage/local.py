@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 import io
 import os
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, cast
@@ -12,6 +15,10 @@ from typing import IO, Any, cast
 from shared import signing
 from shared.errors import NotFound, Retryable
 from shared.storage.base import ObjectInfo, Storage
+
+_KEPT_LISTINGS = 32
+_KEPT_LISTING_KEYS = 200_000
+"""At most this many folder listings kept, each of at most this many keys (a few MB each)."""
 
 FILES_ROUTE = "/v1/files"
 UPLOAD_ROUTE = "/v1/upload-content"
@@ -23,6 +30,9 @@ class LocalStorage(Storage):
         self.root.mkdir(parents=True, exist_ok=True)
         self._secret = secret
         self._public_url = public_url.rstrip("/")
+        self._listings: dict[str, tuple[int, list[str]]] = {}
+        """Flat folders' sorted keys with the folder's mtime when listed (``_sorted_keys``)."""
+        self._listings_lock = threading.Lock()
 
     def path(self, key: str) -> Path:
         # A lexical check (no resolve(): it costs syscalls on every write); the store never holds links.
@@ -82,24 +92,41 @@ class LocalStorage(Storage):
         base = self.path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
         if not base.is_dir():
             return
-        keys = []
+        keys = self._sorted_keys(base)
+        # Keys under a prefix are contiguous once sorted: start at the first after both, stop past them.
+        first = max(bisect.bisect_left(keys, prefix), bisect.bisect_right(keys, start_after))
         root = str(self.root)
-        for dirpath, _dirs, files in os.walk(base):
-            # Keys by string operations, not a Path per file: a folder of 10k job records is listed in
-            # milliseconds (each page of the jobs list walks it).
-            folder = os.path.relpath(dirpath, root).replace(os.sep, "/")
-            head = "" if folder == "." else folder + "/"
-            for name in files:
-                if name.startswith(".tmp-"):
-                    continue
-                key = head + name
-                if key.startswith(prefix) and key > start_after:
-                    keys.append(key)
-        keys.sort()
-        for count, key in enumerate(keys):
-            if limit is not None and count >= limit:
+        for count, key in enumerate(keys[first:]):
+            if not key.startswith(prefix) or (limit is not None and count >= limit):
                 return
             yield ObjectInfo(key, os.stat(os.path.join(root, key)).st_size)  # a key the walk found: no checks needed
+
+    def _sorted_keys(self, base: Path) -> list[str]:
+        """Every key under ``base``, sorted. A flat folder's listing is kept while the folder's mtime stays
+        the same (adding, renaming or removing an entry changes it), so each page of a tenant's 10k jobs
+        does not list and sort 10k names again; a folder changed within the last two seconds is listed
+        afresh, whatever the file system's timestamp resolution."""
+        folder = str(base)
+        stamp = os.stat(folder).st_mtime_ns
+        kept = self._listings.get(folder)
+        if kept is not None and kept[0] == stamp:
+            return kept[1]
+        keys: list[str] = []
+        flat = True
+        root = str(self.root)
+        for dirpath, dirs, files in os.walk(base):
+            flat = flat and not dirs
+            # Keys by string operations, not a Path per file (10k names in milliseconds).
+            relative = os.path.relpath(dirpath, root).replace(os.sep, "/")
+            head = "" if relative == "." else relative + "/"
+            keys.extend(head + name for name in files if not name.startswith(".tmp-"))
+        keys.sort()
+        if flat and time.time_ns() - stamp > 2_000_000_000 and len(keys) <= _KEPT_LISTING_KEYS:
+            with self._listings_lock:
+                while len(self._listings) >= _KEPT_LISTINGS:
+                    self._listings.pop(next(iter(self._listings)))
+                self._listings[folder] = (stamp, keys)
+        return keys
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
