@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import builtins
 import io
 import os
 import tempfile
@@ -101,7 +102,7 @@ class LocalStorage(Storage):
                 return
             yield ObjectInfo(key, os.stat(os.path.join(root, key)).st_size)  # a key the walk found: no checks needed
 
-    def _sorted_keys(self, base: Path) -> list[str]:
+    def _sorted_keys(self, base: Path) -> builtins.list[str]:
         """Every key under ``base``, sorted. A flat folder's listing is kept while the folder's mtime stays
         the same (adding, renaming or removing an entry changes it), so each page of a tenant's 10k jobs
         does not list and sort 10k names again; a folder changed within the last two seconds is listed
@@ -111,7 +112,7 @@ class LocalStorage(Storage):
         kept = self._listings.get(folder)
         if kept is not None and kept[0] == stamp:
             return kept[1]
-        keys: list[str] = []
+        keys: builtins.list[str] = []
         flat = True
         root = str(self.root)
         for dirpath, dirs, files in os.walk(base):
