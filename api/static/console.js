@@ -335,9 +335,7 @@ async function jobView(main, jobId, status) {
   const gallery = el("div", { id: "job-gallery" });
   main.append(head, summary, gallery);
   let job = await api("GET", path);
-  const { kinds } = await specSchemas();
-  const shape = kinds[job.kind] ? (kinds[job.kind].properties.input ? "map" : "targets") : "map";
-  const training = job.kind.endsWith("_train");
+  const training = job.kind.endsWith("_train"); // training kinds leave a model and files, not items
   const state = { offset: 0, status: status || "", label: "", sort: "", fields: new Set() };
   let wasLive = LIVE.has(job.status);
 
@@ -416,7 +414,7 @@ async function jobView(main, jobId, status) {
 
   renderHead();
   await renderSummary();
-  if (shape) await renderGallery();
+  await renderGallery();
   every(POLL_MS, async () => { if (LIVE.has(job.status) || wasLive) await refresh(); });
 }
 
