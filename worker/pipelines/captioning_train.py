@@ -201,6 +201,8 @@ def model_config(spec: CaptioningTrainSpec, data: Prepared) -> dict[str, Any]:
             "dropout": spec.dropout,
         },
         "trained_on": spec.input,
+        # The side of the generated scenes it learnt from: applied to generated scenes, it must see that size.
+        "scene_size": spec.image_size if spec.input == "builtin:captioned_shapes" else None,
     }
 
 
