@@ -2,7 +2,7 @@
 
 At step t: attention alpha_t over the L locations from h_{t-1}; the context z_t is the alpha-weighted sum
 of the annotation vectors (soft), or the vector at one location drawn from alpha_t (hard; at inference the
-most attended one); the gating scalar beta_t = sigmoid(f_beta(h_{t-1})) scales it; the LSTM reads
+most attended one); the gating scalar beta_t = sigmoid(f_beta(h_{t-1})) scales it (optional); the LSTM reads
 [E y_{t-1}; beta_t z_t]; the deep output layer gives p(y_t) ~ exp(L_o(E y_{t-1} + L_h h_t + L_z z_t)).
 The initial state is an affine map of the mean annotation vector.
 
@@ -42,6 +42,7 @@ class AttentionDecoder(nn.Module):
         attention_dim: int = 512,
         decoder_dim: int = 512,
         dropout: float = 0.5,
+        gate: bool = True,
     ) -> None:
         super().__init__()
         self.dropout = dropout
@@ -49,7 +50,7 @@ class AttentionDecoder(nn.Module):
         self.attention = AdditiveAttention(feature_dim, decoder_dim, attention_dim)
         self.init_h = nn.Linear(feature_dim, decoder_dim)
         self.init_c = nn.Linear(feature_dim, decoder_dim)
-        self.gate = nn.Linear(decoder_dim, 1)
+        self.gate = nn.Linear(decoder_dim, 1) if gate else None
         self.lstm = nn.LSTMCell(embed_dim + feature_dim, decoder_dim)
         self.out_hidden = nn.Linear(decoder_dim, embed_dim)
         self.out_context = nn.Linear(feature_dim, embed_dim)
@@ -79,7 +80,9 @@ class AttentionDecoder(nn.Module):
             else:
                 location = alpha.argmax(dim=1)
             context = features[torch.arange(len(features), device=features.device), location]
-        return alpha, torch.sigmoid(self.gate(h)) * context, location
+        if self.gate is not None:
+            context = torch.sigmoid(self.gate(h)) * context
+        return alpha, context, location
 
     def advance(
         self, words: torch.Tensor, context: torch.Tensor, h: torch.Tensor, c: torch.Tensor

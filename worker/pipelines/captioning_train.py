@@ -83,6 +83,7 @@ class CaptioningTraining(TrainingPipeline):
                 spec.attention_dim,
                 spec.decoder_dim,
                 spec.dropout,
+                spec.gate,
             )
         encoder = data.encoder
         if spec.fine_tune:
@@ -199,6 +200,7 @@ def model_config(spec: CaptioningTrainSpec, data: Prepared) -> dict[str, Any]:
             "attention_dim": spec.attention_dim,
             "decoder_dim": spec.decoder_dim,
             "dropout": spec.dropout,
+            "gate": spec.gate,
         },
         "trained_on": spec.input,
         # The side of the generated scenes it learnt from: applied to generated scenes, it must see that size.
