@@ -96,6 +96,11 @@ class CaptioningTrainSpec(TrainingSpec):
     gate: bool = Field(
         True, description="Scale the context by the gating scalar beta_t = sigmoid(f_beta(h_{t-1})) (the paper's)"
     )
+    initial_state: Literal["mean", "learned"] = Field(
+        "mean",
+        description="The LSTM's initial state: mean: an affine map of the mean annotation vector (the paper's); "
+        "learned: the same for every image, so that all the decoder knows of the image comes through attention",
+    )
     doubly_stochastic: float = Field(
         1.0,
         ge=0.0,

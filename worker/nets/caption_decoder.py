@@ -4,7 +4,7 @@ At step t: attention alpha_t over the L locations from h_{t-1}; the context z_t 
 of the annotation vectors (soft), or the vector at one location drawn from alpha_t (hard; at inference the
 most attended one); the gating scalar beta_t = sigmoid(f_beta(h_{t-1})) scales it (optional); the LSTM reads
 [E y_{t-1}; beta_t z_t]; the deep output layer gives p(y_t) ~ exp(L_o(E y_{t-1} + L_h h_t + L_z z_t)).
-The initial state is an affine map of the mean annotation vector.
+The initial state is an affine map of the mean annotation vector, or learned and the same for every image.
 
 Dropout draws its masks from a generator the caller passes (no global random state), so a training run
 resumed from a checkpoint repeats bit for bit; with no generator there is no dropout (inference)."""
@@ -43,9 +43,11 @@ class AttentionDecoder(nn.Module):
         decoder_dim: int = 512,
         dropout: float = 0.5,
         gate: bool = True,
+        initial_state: str = "mean",
     ) -> None:
         super().__init__()
         self.dropout = dropout
+        self.initial_state = initial_state
         self.embedding = nn.Embedding(vocab_size, embed_dim)
         self.attention = AdditiveAttention(feature_dim, decoder_dim, attention_dim)
         self.init_h = nn.Linear(feature_dim, decoder_dim)
@@ -57,8 +59,12 @@ class AttentionDecoder(nn.Module):
         self.out = nn.Linear(embed_dim, vocab_size)
 
     def start(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, L, D) annotation vectors -> attention keys and the initial (h, c)."""
+        """(B, L, D) annotation vectors -> attention keys and the initial (h, c): an affine map of the mean
+        annotation vector (the paper's), or (``initial_state`` "learned") the same for every image, so that
+        everything the decoder knows of the image comes through its attention."""
         mean = features.mean(dim=1)
+        if self.initial_state == "learned":
+            mean = torch.zeros_like(mean)  # the maps' biases are then the learned initial state
         return self.attention.project(features), self.init_h(mean), self.init_c(mean)
 
     def glimpse(

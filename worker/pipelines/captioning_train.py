@@ -84,6 +84,7 @@ class CaptioningTraining(TrainingPipeline):
                 spec.decoder_dim,
                 spec.dropout,
                 spec.gate,
+                spec.initial_state,
             )
         encoder = data.encoder
         if spec.fine_tune:
@@ -201,6 +202,7 @@ def model_config(spec: CaptioningTrainSpec, data: Prepared) -> dict[str, Any]:
             "decoder_dim": spec.decoder_dim,
             "dropout": spec.dropout,
             "gate": spec.gate,
+            "initial_state": spec.initial_state,
         },
         "trained_on": spec.input,
         # The side of the generated scenes it learnt from: applied to generated scenes, it must see that size.

@@ -135,3 +135,16 @@ def test_without_the_gate_the_context_is_the_attended_average() -> None:
     beta = torch.sigmoid(gated.gate(h)) if gated.gate is not None else None
     assert beta is not None and bool((beta < 1).all())
     torch.testing.assert_close(context_g, beta * context)
+
+
+def test_a_learned_initial_state_tells_the_decoder_nothing_of_the_image() -> None:
+    torch.manual_seed(0)
+    mean = AttentionDecoder(12, 10, embed_dim=8, attention_dim=8, decoder_dim=16)
+    learned = AttentionDecoder(12, 10, embed_dim=8, attention_dim=8, decoder_dim=16, initial_state="learned")
+    learned.load_state_dict(mean.state_dict())
+    features = _features(5)
+    _, h, c = learned.start(features)
+    torch.testing.assert_close(h, learned.init_h.bias.expand(len(features), -1))
+    torch.testing.assert_close(c, learned.init_c.bias.expand(len(features), -1))
+    _, h_mean, _ = mean.start(features)
+    assert not torch.allclose(h_mean[0], h_mean[1])  # the paper's: each image starts from its own summary
