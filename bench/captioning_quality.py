@@ -88,7 +88,8 @@ def main() -> None:
         **summary["test"],
         goals={"bleu4": 0.9, "attention_in_box": 0.9},
     )
-    caption = {"kind": "caption", "input": "builtin:captioned_shapes?n=300", "model": {"job": train_id}, "beam_size": 3}
+    scenes = f"builtin:captioned_shapes?n=300&size={spec.get('image_size', 128)}"  # drawn as it was trained
+    caption = {"kind": "caption", "input": scenes, "model": {"job": train_id}, "beam_size": 3}
     rt, caption_id, seconds = run(settings, caption)
     summary = rt.services.storage.get_json(keys.summary("local", caption_id))
     emit(figure="caption_held_out_scenes", seconds=round(seconds, 1), **(summary.get("references") or {}))

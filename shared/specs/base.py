@@ -15,7 +15,10 @@ from shared.models import ModelRef
 from shared.strict import RequestModel
 from shared.uris import parse_s3_uri
 
-_INPUT = re.compile(r"^(upload://[A-Za-z0-9_-]+|s3://\S+|builtin:(captioned_)?shapes(\?n=\d{1,6}(&seed=\d{1,9})?)?)$")
+_BUILTIN_PARAM = r"(n=\d{1,6}|seed=\d{1,9}|size=\d{2,3})"
+_INPUT = re.compile(
+    rf"^(upload://[A-Za-z0-9_-]+|s3://\S+|builtin:(captioned_)?shapes(\?{_BUILTIN_PARAM}(&{_BUILTIN_PARAM}){{0,2}})?)$"
+)
 
 
 def check_input_uri(value: str, pattern: re.Pattern[str], usage: str) -> str:
@@ -110,7 +113,9 @@ class ArchiveSpec(SpecBase):
         description=(
             "upload://ID (from POST /v1/uploads), s3://bucket/archive.tar|.tar.gz|.zip, s3://bucket/prefix/, or "
             "builtin:shapes[?n=200&seed=12345] (generated shapes with ground-truth boxes: quality figures), "
-            "builtin:captioned_shapes[?n=..&seed=..] (generated scenes with captions and boxes)"
+            "builtin:captioned_shapes[?n=..&seed=..&size=..] (generated scenes with captions and boxes); size: the "
+            "side in pixels (default 64 and 128); a caption job over scenes of the default size whose captioner was "
+            "trained on another size fails at once, naming it"
         ),
         examples=["upload://u_0123456789abcdef"],
     )
@@ -123,9 +128,13 @@ class ArchiveSpec(SpecBase):
     def _input_uri(cls, value: str) -> str:
         usage = (
             "input must be upload://ID, s3://bucket/key (an archive), s3://bucket/prefix/ or "
-            "builtin:shapes|captioned_shapes[?n=N&seed=S]"
+            "builtin:shapes|captioned_shapes[?n=N&seed=S&size=P]"
         )
-        return check_input_uri(value, _INPUT, usage)
+        checked = check_input_uri(value, _INPUT, usage)
+        size = re.search(r"[?&]size=(\d+)", checked) if checked.startswith("builtin:") else None
+        if size is not None and not 32 <= int(size.group(1)) <= 512:
+            raise ValueError(f"builtin size={size.group(1)}: the images' side must be 32-512 pixels")
+        return checked
 
 
 class TargetsSpec(SpecBase):

@@ -93,6 +93,14 @@ class CaptioningTrainSpec(TrainingSpec):
     attention_dim: int = Field(512, ge=4, le=4096, description="Hidden size of the attention MLP")
     decoder_dim: int = Field(512, ge=4, le=4096, description="LSTM size (n)")
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    gate: bool = Field(
+        True, description="Scale the context by the gating scalar beta_t = sigmoid(f_beta(h_{t-1})) (the paper's)"
+    )
+    initial_state: Literal["mean", "learned"] = Field(
+        "mean",
+        description="The LSTM's initial state: mean: an affine map of the mean annotation vector (the paper's); "
+        "learned: the same for every image, so that all the decoder knows of the image comes through attention",
+    )
     doubly_stochastic: float = Field(
         1.0,
         ge=0.0,

@@ -34,12 +34,12 @@ from shared.queueing import SHARD_TASK
 from shared.specs.base import SpecBase, TargetsSpec
 from shared.work import shard_task_id
 from worker.engine.plan_readers import Planned, open_reader
+from worker.inputs.builtin import BuiltinSource, parse_builtin
 from worker.inputs.captioned_shapes import make_scenes
 from worker.inputs.shapes import make_shapes
 from worker.kinds import map_plugin
 from worker.pipelines.plugin import Sidecars
 from worker.runtime.services import Services
-from worker.runtime.sources import BuiltinSource, parse_builtin
 
 
 def new_state() -> dict[str, Any]:
@@ -287,13 +287,13 @@ def _plan_builtin(services: Services, tenant: str, job_id: str, source: BuiltinS
 
 def _builtin_items(source: BuiltinSource) -> Iterator[tuple[str, Any, dict[str, Any]]]:
     if source.name == "shapes":
-        data = make_shapes(source.count, 64, source.seed)
+        data = make_shapes(source.count, source.side, source.seed)
         for index in range(source.count):
             label = int(data.labels[index])
             truth = {"class": label, "label": data.classes[label], "box": [int(v) for v in data.boxes[index]]}  # type: ignore[index]
             yield f"shapes/{index:06d}-{data.classes[label]}.png", data.images[index], truth
     elif source.name == "captioned_shapes":
-        for index, scene in enumerate(make_scenes(source.count, 128, source.seed, "apply")):
+        for index, scene in enumerate(make_scenes(source.count, source.side, source.seed, "apply")):
             yield f"captioned_shapes/{index:06d}.png", scene.image, scene.truth
     else:
         raise InvalidInput(f"unknown built-in input {source.name!r}")

@@ -2,9 +2,9 @@
 
 At step t: attention alpha_t over the L locations from h_{t-1}; the context z_t is the alpha-weighted sum
 of the annotation vectors (soft), or the vector at one location drawn from alpha_t (hard; at inference the
-most attended one); the gating scalar beta_t = sigmoid(f_beta(h_{t-1})) scales it; the LSTM reads
+most attended one); the gating scalar beta_t = sigmoid(f_beta(h_{t-1})) scales it (optional); the LSTM reads
 [E y_{t-1}; beta_t z_t]; the deep output layer gives p(y_t) ~ exp(L_o(E y_{t-1} + L_h h_t + L_z z_t)).
-The initial state is an affine map of the mean annotation vector.
+The initial state is an affine map of the mean annotation vector, or learned and the same for every image.
 
 Dropout draws its masks from a generator the caller passes (no global random state), so a training run
 resumed from a checkpoint repeats bit for bit; with no generator there is no dropout (inference)."""
@@ -42,22 +42,29 @@ class AttentionDecoder(nn.Module):
         attention_dim: int = 512,
         decoder_dim: int = 512,
         dropout: float = 0.5,
+        gate: bool = True,
+        initial_state: str = "mean",
     ) -> None:
         super().__init__()
         self.dropout = dropout
+        self.initial_state = initial_state
         self.embedding = nn.Embedding(vocab_size, embed_dim)
         self.attention = AdditiveAttention(feature_dim, decoder_dim, attention_dim)
         self.init_h = nn.Linear(feature_dim, decoder_dim)
         self.init_c = nn.Linear(feature_dim, decoder_dim)
-        self.gate = nn.Linear(decoder_dim, 1)
+        self.gate = nn.Linear(decoder_dim, 1) if gate else None
         self.lstm = nn.LSTMCell(embed_dim + feature_dim, decoder_dim)
         self.out_hidden = nn.Linear(decoder_dim, embed_dim)
         self.out_context = nn.Linear(feature_dim, embed_dim)
         self.out = nn.Linear(embed_dim, vocab_size)
 
     def start(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, L, D) annotation vectors -> attention keys and the initial (h, c)."""
+        """(B, L, D) annotation vectors -> attention keys and the initial (h, c): an affine map of the mean
+        annotation vector (the paper's), or (``initial_state`` "learned") the same for every image, so that
+        everything the decoder knows of the image comes through its attention."""
         mean = features.mean(dim=1)
+        if self.initial_state == "learned":
+            mean = torch.zeros_like(mean)  # the maps' biases are then the learned initial state
         return self.attention.project(features), self.init_h(mean), self.init_c(mean)
 
     def glimpse(
@@ -79,7 +86,9 @@ class AttentionDecoder(nn.Module):
             else:
                 location = alpha.argmax(dim=1)
             context = features[torch.arange(len(features), device=features.device), location]
-        return alpha, torch.sigmoid(self.gate(h)) * context, location
+        if self.gate is not None:
+            context = torch.sigmoid(self.gate(h)) * context
+        return alpha, context, location
 
     def advance(
         self, words: torch.Tensor, context: torch.Tensor, h: torch.Tensor, c: torch.Tensor

@@ -36,5 +36,7 @@ def build_captioner(config: dict[str, Any]) -> Captioner:
         int(dec["attention_dim"]),
         int(dec["decoder_dim"]),
         float(dec["dropout"]),
+        bool(dec.get("gate", True)),  # models saved before the gate was optional all have it
+        str(dec.get("initial_state", "mean")),
     )
     return Captioner(encoder, decoder, config["attention"] == "hard")

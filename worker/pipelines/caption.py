@@ -11,7 +11,9 @@ from typing import Any
 
 import torch
 
+from shared.errors import InvalidInput
 from shared.specs.captioning import CaptionSpec
+from worker.inputs.builtin import parse_builtin
 from worker.inputs.captions import CaptionFiles
 from worker.inputs.vocabulary import Vocabulary, tokenize
 from worker.nets.caption_search import beam_search
@@ -34,7 +36,19 @@ class CaptionPipeline(MapPipeline):
         self.batch_size = spec.batch_size
 
     def check(self) -> None:
-        self._model()  # a job that trained no captioner fails here, naming what it trained
+        _, config, _ = self._model()  # a job that trained no captioner fails here, naming what it trained
+        trained = config.get("scene_size")
+        if self.spec.input.startswith("builtin:captioned_shapes") and trained is not None:
+            scenes = parse_builtin(self.spec.input)
+            # Scenes drawn at another size than the training scenes differ in more than scale (strokes one
+            # pixel wide, anti-aliased edges), so the default size must not silently differ from the model's;
+            # a size named in the input is taken as asked (a robustness check).
+            if scenes.size is None and scenes.side != int(trained):
+                asked = self.spec.input + ("&" if "?" in self.spec.input else "?") + f"size={trained}"
+                raise InvalidInput(
+                    f"the captioner of job {self.spec.model.job} was trained on {trained}-px scenes and "
+                    f"{self.spec.input} draws {scenes.side}-px ones: use input {asked}"
+                )
 
     def _model(self) -> tuple[Captioner, dict[str, Any], Vocabulary]:
         trained = self.ctx.trained(self.spec.model.job, "captioner")

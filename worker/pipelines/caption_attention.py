@@ -3,8 +3,11 @@ for each object word of a generated caption, whether the peak of the attention t
 inside that object's box, and by chance (the box's share of the image).
 
 The k-th generated mention of a kind ("circle") is matched to the first not-yet-matched object of that
-kind in the scene's caption order; a word naming no object of the scene is counted as unmatched. The peak
-is the most attended grid cell, placed at its centre in image pixels (the grid covers the whole image)."""
+kind in the scene's caption order. A kind word that names no object of the scene (a kind the scene lacks,
+or one mention more than the scene has) is a wrong word of the caption: it counts as a miss (with no box,
+so nothing by chance) and as unmatched, so that a captioner is not scored only on the words it got right.
+The peak is the most attended grid cell, placed at its centre in image pixels (the grid covers the whole
+image)."""
 
 from __future__ import annotations
 
@@ -12,22 +15,30 @@ from typing import Any
 
 import numpy as np
 
+from worker.inputs.captioned_shapes import KINDS
+
 
 def object_word_hits(
-    words: list[str], alphas: np.ndarray, objects: list[dict[str, Any]], image_size: tuple[int, int]
+    words: list[str],
+    alphas: np.ndarray,
+    objects: list[dict[str, Any]],
+    image_size: tuple[int, int],
+    kinds: tuple[str, ...] = KINDS,
 ) -> dict[str, Any]:
     """words: the caption; alphas: (len(words), H, W); objects: [{"word", "box": [x0, y0, x1, y1]}];
-    image_size: (width, height). Returns {"words": [{"word", "position", "hit", "box_fraction"}], "unmatched"}."""
+    image_size: (width, height); kinds: the words that name objects. Returns {"words": [{"word",
+    "position", "hit", "box_fraction"}], "unmatched"}."""
     width, height = image_size
     free = list(range(len(objects)))
     out, unmatched = [], 0
-    kinds = {str(obj["word"]) for obj in objects}
+    named = set(kinds) | {str(obj["word"]) for obj in objects}
     for position, word in enumerate(words):
-        if word not in kinds:
+        if word not in named:
             continue
         match = next((i for i in free if objects[i]["word"] == word), None)
         if match is None:
             unmatched += 1
+            out.append({"word": word, "position": position, "hit": False, "box_fraction": 0.0})
             continue
         free.remove(match)
         grid = alphas[position]

@@ -83,6 +83,8 @@ class CaptioningTraining(TrainingPipeline):
                 spec.attention_dim,
                 spec.decoder_dim,
                 spec.dropout,
+                spec.gate,
+                spec.initial_state,
             )
         encoder = data.encoder
         if spec.fine_tune:
@@ -199,8 +201,12 @@ def model_config(spec: CaptioningTrainSpec, data: Prepared) -> dict[str, Any]:
             "attention_dim": spec.attention_dim,
             "decoder_dim": spec.decoder_dim,
             "dropout": spec.dropout,
+            "gate": spec.gate,
+            "initial_state": spec.initial_state,
         },
         "trained_on": spec.input,
+        # The side of the generated scenes it learnt from: applied to generated scenes, it must see that size.
+        "scene_size": spec.image_size if spec.input == "builtin:captioned_shapes" else None,
     }
 
 

@@ -14,6 +14,7 @@ from shared.storage import Storage, open_storage
 from shared.storage.base import ObjectInfo
 from shared.uris import S3Location, parse_s3_uri, reaches_service
 from worker.inputs.archive import Member, iter_members, unsafe_reason
+from worker.inputs.builtin import BuiltinSource, parse_builtin
 
 
 @dataclass
@@ -27,24 +28,6 @@ class PrefixSource:
     bucket: str
     prefix: str
     objects: Iterator[ObjectInfo]
-
-
-@dataclass
-class BuiltinSource:
-    """Generated images with ground truth (label and box per image)."""
-
-    name: str
-    count: int
-    seed: int
-
-
-BUILTIN_SHAPES_SEED = 12345  # held out: training uses the job's seed and seed + 1000003
-
-
-def parse_builtin(uri: str) -> BuiltinSource:
-    name, _, query = uri.removeprefix("builtin:").partition("?")
-    params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
-    return BuiltinSource(name, int(params.get("n", 200)), int(params.get("seed", BUILTIN_SHAPES_SEED)))
 
 
 def resolve_input(

@@ -117,3 +117,34 @@ def test_grid_encoder_gives_locations_with_their_coordinates() -> None:
     with torch.no_grad():
         assert pooled(torch.rand(1, 3, 224, 224)).shape == (1, 7, 7, 96)
     assert with_coordinates(torch.zeros(1, 1, 1, 3)).tolist() == [[[[0.0, 0.0, 0.0, 0.0, 0.0]]]]
+
+
+def test_without_the_gate_the_context_is_the_attended_average() -> None:
+    torch.manual_seed(0)
+    gated = AttentionDecoder(12, 10, embed_dim=8, attention_dim=8, decoder_dim=16, gate=True)
+    plain = AttentionDecoder(12, 10, embed_dim=8, attention_dim=8, decoder_dim=16, gate=False)
+    assert plain.gate is None and not any(name.startswith("gate.") for name in plain.state_dict())
+    plain.load_state_dict({k: v for k, v in gated.state_dict().items() if not k.startswith("gate.")})
+    features = _features(4)
+    keys, h, _ = plain.start(features)
+    alpha, context, _ = plain.glimpse(features, keys, h, "soft")
+    torch.testing.assert_close(context, torch.einsum("bl,bld->bd", alpha, features))
+    keys, h, _ = gated.start(features)
+    alpha_g, context_g, _ = gated.glimpse(features, keys, h, "soft")
+    torch.testing.assert_close(alpha_g, alpha)  # the gate scales the context, never the attention
+    beta = torch.sigmoid(gated.gate(h)) if gated.gate is not None else None
+    assert beta is not None and bool((beta < 1).all())
+    torch.testing.assert_close(context_g, beta * context)
+
+
+def test_a_learned_initial_state_tells_the_decoder_nothing_of_the_image() -> None:
+    torch.manual_seed(0)
+    mean = AttentionDecoder(12, 10, embed_dim=8, attention_dim=8, decoder_dim=16)
+    learned = AttentionDecoder(12, 10, embed_dim=8, attention_dim=8, decoder_dim=16, initial_state="learned")
+    learned.load_state_dict(mean.state_dict())
+    features = _features(5)
+    _, h, c = learned.start(features)
+    torch.testing.assert_close(h, learned.init_h.bias.expand(len(features), -1))
+    torch.testing.assert_close(c, learned.init_c.bias.expand(len(features), -1))
+    _, h_mean, _ = mean.start(features)
+    assert not torch.allclose(h_mean[0], h_mean[1])  # the paper's: each image starts from its own summary

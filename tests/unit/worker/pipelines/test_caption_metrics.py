@@ -63,14 +63,25 @@ def test_attention_in_box_matches_object_words_to_their_objects() -> None:
     alphas = np.zeros((len(words), 2, 2))
     alphas[2, 0, 0] = 1.0  # circle: top-left cell, inside its box
     alphas[6, 0, 0] = 1.0  # square: top-left cell, outside its box
+    alphas[9, 1, 1] = 1.0  # cross: no cross in the scene, wherever it looks
+    alphas[10, 1, 1] = 1.0  # the second square: in the one square's box, but the scene has one square only
     hits = object_word_hits(words, alphas, objects, (100, 100))
-    assert [(w["word"], w["position"], w["hit"]) for w in hits["words"]] == [("circle", 2, True), ("square", 6, False)]
-    assert hits["unmatched"] == 1  # the second "square" names no other square; "cross" is no kind of this scene
+    assert [(w["word"], w["position"], w["hit"]) for w in hits["words"]] == [
+        ("circle", 2, True),
+        ("square", 6, False),
+        ("cross", 9, False),
+        ("square", 10, False),
+    ]
+    # Wrong object words are misses: the second "square" names no other square, and "cross" is a kind this
+    # scene lacks; neither has a box, so neither adds to the share by chance.
+    assert hits["unmatched"] == 2
     totals = HitTotals()
     totals.add(hits)
     assert totals.result() == {
-        "object_words": 2,
-        "attention_in_box": 0.5,
-        "attention_in_box_chance": 0.25,
-        "unmatched_object_words": 1,
+        "object_words": 4,
+        "attention_in_box": 0.25,
+        "attention_in_box_chance": 0.125,
+        "unmatched_object_words": 2,
     }
+    # Words that name no kind at all are not object words.
+    assert object_word_hits(["a", "red", "blob"], alphas[:3], objects, (100, 100)) == {"words": [], "unmatched": 0}

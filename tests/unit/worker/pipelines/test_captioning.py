@@ -23,8 +23,12 @@ from tests.support.contexts import RecordingTrainingContext, tar_bytes
 from tests.support.runtime import recording_resources
 from tests.support.trained import shapes_classifier
 from worker.engine.inprocess import run_job_inprocess
+from worker.engine.plan import _builtin_items
+from worker.inputs.builtin import parse_builtin
 from worker.inputs.captioned_shapes import make_scenes
 from worker.kinds import training_plugin
+from worker.nets.grid_encoder import GridEncoder
+from worker.pipelines import captioning_loop
 from worker.runtime.resources import Resources
 
 
@@ -148,7 +152,7 @@ def test_captioner_trains_in_steps_describes_scenes_and_captions_archives(local_
     assert "Against the reference captions" in store.get_bytes(keys.report("local", caption_id)).decode()
 
     # Held-out generated scenes: references and boxes, so the job also says where the attention fell.
-    rt, held_out = _run(local_settings, {**spec, "input": "builtin:captioned_shapes?n=40", "raw_maps": False})
+    rt, held_out = _run(local_settings, {**spec, "input": "builtin:captioned_shapes?n=40&size=64", "raw_maps": False})
     scores = rt.services.storage.get_json(keys.summary("local", held_out))["references"]
     assert scores["attention_in_box"] >= 3 * scores["attention_in_box_chance"], scores
 
@@ -212,3 +216,117 @@ def test_hard_attention_learns_with_reinforce() -> None:
     assert max(h["val_bleu4"] for h in history[-3:]) > history[0]["val_bleu4"] + 0.05, history
     figures = pipeline.evaluate()
     assert figures["test"]["bleu4"] >= 0.1, figures["test"]
+
+
+def test_held_out_scenes_are_drawn_at_the_captioners_training_size(local_settings: Settings) -> None:
+    # Scenes drawn at 128 px and shrunk to the encoder's input are not what a captioner trained on 64-px
+    # scenes saw (strokes and edges differ): the size is a parameter of the input, and a caption job over
+    # scenes of the default size fails at once when its captioner was trained at another.
+    scenes = list(_builtin_items(parse_builtin("builtin:captioned_shapes?n=3&size=64&seed=7")))
+    assert [image.shape for _, image, _ in scenes] == [(64, 64, 3)] * 3
+    assert all(0 <= v <= 64 for _, _, truth in scenes for obj in truth["objects"] for v in obj["box"])
+    assert scenes[0][2]["references"] == [make_scenes(1, 64, seed=7, stream="apply")[0].caption]
+    assert [image.shape for _, image, _ in _builtin_items(parse_builtin("builtin:captioned_shapes?n=1"))] == [
+        (128, 128, 3)
+    ]
+    train = {
+        **SMALL,
+        "encoder": {"arch": "tiny_cnn", "input_size": 32, "preprocessing": "unit"},
+        "image_size": 48,
+        "train_items": 20,
+        "val_items": 10,
+        "test_items": 10,
+        "embed_dim": 8,
+        "attention_dim": 8,
+        "decoder_dim": 8,
+        "epochs": 1,
+    }
+    rt, train_id = _run(local_settings, train)
+    assert rt.services.storage.get_json(keys.model_config("local", train_id))["scene_size"] == 48
+    spec = {"kind": "caption", "model": {"job": train_id}, "beam_size": 1, "attention_figure": False}
+    rt, wrong = _run(local_settings, {**spec, "input": "builtin:captioned_shapes?n=4"})
+    record = rt.services.jobs.get("local", wrong)
+    assert record.status == JobStatus.failed, record.status
+    assert "trained on 48-px scenes" in (record.error or "") and "?n=4&size=48" in (record.error or ""), record.error
+    rt, right = _run(local_settings, {**spec, "input": "builtin:captioned_shapes?n=4&size=48"})
+    record = rt.services.jobs.get("local", right)
+    assert record.status == JobStatus.succeeded, record.error
+    assert rt.services.storage.get_json(keys.manifest("local", right))["total"] == 4
+    # A size named in the input is taken as asked, even when it is not the model's.
+    rt, asked = _run(local_settings, {**spec, "input": "builtin:captioned_shapes?n=2&size=64"})
+    assert rt.services.jobs.get("local", asked).status == JobStatus.succeeded
+
+
+TINY_TRAIN = {
+    **SMALL,
+    "encoder": {"arch": "tiny_cnn", "input_size": 32, "preprocessing": "unit"},
+    "image_size": 32,
+    "train_items": 40,
+    "val_items": 10,
+    "test_items": 10,
+    "embed_dim": 8,
+    "attention_dim": 8,
+    "decoder_dim": 8,
+}
+
+
+def test_early_stopping_stops_when_validation_bleu_stops_rising_and_keeps_the_best(monkeypatch: Any) -> None:
+    # Validation BLEU-4 rises for two epochs, then falls: with patience 2 training stops after epoch 4,
+    # and the model left is the one of epoch 2, not the last.
+    scripted = iter([0.2, 0.5, 0.4, 0.45, 0.9, 0.9])
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+    spec = parse_spec({**TINY_TRAIN, "epochs": 10, "patience": 2})
+    pipeline = training_plugin(spec.kind).pipeline(spec, RecordingTrainingContext())
+
+    def bleu4(_references: Any, _hypotheses: Any) -> float:
+        trainer = pipeline.trainer
+        snapshots[trainer.epoch + 1] = {k: v.clone() for k, v in trainer.decoder.state_dict().items()}
+        return next(scripted)
+
+    monkeypatch.setattr(captioning_loop, "bleu4", bleu4)
+    pipeline.load_data()
+    pipeline.build(resuming=False)
+    pipeline.train_for(1e9, lambda: False)
+    assert pipeline.done and pipeline.trainer.stopped
+    assert [h["val_bleu4"] for h in pipeline.history] == [0.2, 0.5, 0.4, 0.45]
+    assert pipeline.trainer.best_epoch == 2 and pipeline.trainer.best_bleu4 == 0.5
+    figures = pipeline.evaluate()  # puts the best weights back first
+    assert figures["best_epoch"] == 2 and figures["epochs"] == 4 and figures["stopped_early"]
+    final = pipeline.trainer.decoder.state_dict()
+    assert all(torch.equal(final[k], snapshots[2][k]) for k in final)
+    assert not all(torch.equal(snapshots[4][k], snapshots[2][k]) for k in final)  # it did change after epoch 2
+    # Patience 0 never stops early.
+    scripted = iter([0.5, 0.4, 0.3])
+    spec = parse_spec({**TINY_TRAIN, "epochs": 3, "patience": 0})
+    pipeline = training_plugin(spec.kind).pipeline(spec, RecordingTrainingContext())
+    pipeline.load_data()
+    pipeline.build(resuming=False)
+    pipeline.train_for(1e9, lambda: False)
+    assert len(pipeline.history) == 3 and not pipeline.trainer.stopped and pipeline.trainer.best_epoch == 1
+
+
+@pytest.mark.parametrize("fine_tune", [False, True])
+def test_a_frozen_encoder_sees_each_image_once_however_many_epochs(monkeypatch: Any, fine_tune: bool) -> None:
+    seen: list[int] = []
+    forward = GridEncoder.forward
+
+    def counting(self: GridEncoder, images: torch.Tensor) -> torch.Tensor:
+        seen.append(len(images))
+        return forward(self, images)
+
+    monkeypatch.setattr(GridEncoder, "forward", counting)
+    spec = parse_spec({**TINY_TRAIN, "epochs": 3, "patience": 0, "fine_tune": fine_tune, "batch_size": 16})
+    pipeline = training_plugin(spec.kind).pipeline(spec, RecordingTrainingContext())
+    pipeline.load_data()
+    pipeline.build(resuming=False)
+    pipeline.train_for(1e9, lambda: False)
+    pipeline.evaluate()
+    images = 40 + 10 + 10
+    if not fine_tune:
+        # One pass over every image while the data is prepared; then three epochs of training, three
+        # validation decodes and the test decode all read the cached features.
+        assert sum(seen) == images, seen
+    else:
+        # Fine-tuned, the features change with every step: one image for the grid's shape, then every
+        # batch (3 epochs x 3 batches of 16, 16, 8 captions), every validation pass and the test pass.
+        assert sum(seen) == 1 + 3 * 40 + 3 * 10 + 10, seen
