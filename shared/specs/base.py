@@ -15,7 +15,10 @@ from shared.models import ModelRef
 from shared.strict import RequestModel
 from shared.uris import parse_s3_uri
 
-_INPUT = re.compile(r"^(upload://[A-Za-z0-9_-]+|s3://\S+|builtin:(captioned_)?shapes(\?n=\d{1,6}(&seed=\d{1,9})?)?)$")
+_INPUT = re.compile(
+    r"^(upload://[A-Za-z0-9_-]+|s3://\S+|builtin:(captioned_)?shapes(\?n=\d{1,6}(&seed=\d{1,9})?)?"
+    r"|builtin:mnist(_translated|_cluttered)?(\?n=\d{1,5}(&seed=\d{1,9})?(&size=\d{2,3})?(&distractors=\d{1,2})?)?)$"
+)
 
 
 def check_input_uri(value: str, pattern: re.Pattern[str], usage: str) -> str:
@@ -110,7 +113,9 @@ class ArchiveSpec(SpecBase):
         description=(
             "upload://ID (from POST /v1/uploads), s3://bucket/archive.tar|.tar.gz|.zip, s3://bucket/prefix/, or "
             "builtin:shapes[?n=200&seed=12345] (generated shapes with ground-truth boxes: quality figures), "
-            "builtin:captioned_shapes[?n=..&seed=..] (generated scenes with captions and boxes)"
+            "builtin:captioned_shapes[?n=..&seed=..] (generated scenes with captions and boxes), "
+            "builtin:mnist|mnist_translated|mnist_cluttered[?n=..&seed=..&size=..&distractors=..] (MNIST test "
+            "digits, alone or placed on a larger canvas with distractors; each with its class and box)"
         ),
         examples=["upload://u_0123456789abcdef"],
     )
@@ -123,7 +128,8 @@ class ArchiveSpec(SpecBase):
     def _input_uri(cls, value: str) -> str:
         usage = (
             "input must be upload://ID, s3://bucket/key (an archive), s3://bucket/prefix/ or "
-            "builtin:shapes|captioned_shapes[?n=N&seed=S]"
+            "builtin:shapes|captioned_shapes[?n=N&seed=S] or "
+            "builtin:mnist|mnist_translated|mnist_cluttered[?n=N&seed=S&size=SIDE&distractors=D]"
         )
         return check_input_uri(value, _INPUT, usage)
 

@@ -36,6 +36,8 @@ class BuiltinSource:
     name: str
     count: int
     seed: int
+    size: int | None = None  # digit tasks: the canvas side
+    distractors: int | None = None  # builtin:mnist_cluttered
 
 
 BUILTIN_SHAPES_SEED = 12345  # held out: training uses the job's seed and seed + 1000003
@@ -44,7 +46,14 @@ BUILTIN_SHAPES_SEED = 12345  # held out: training uses the job's seed and seed +
 def parse_builtin(uri: str) -> BuiltinSource:
     name, _, query = uri.removeprefix("builtin:").partition("?")
     params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
-    return BuiltinSource(name, int(params.get("n", 200)), int(params.get("seed", BUILTIN_SHAPES_SEED)))
+    size, distractors = params.get("size"), params.get("distractors")
+    return BuiltinSource(
+        name,
+        int(params.get("n", 200)),
+        int(params.get("seed", BUILTIN_SHAPES_SEED)),
+        int(size) if size is not None else None,
+        int(distractors) if distractors is not None else None,
+    )
 
 
 def resolve_input(
