@@ -94,7 +94,7 @@ class GlimpseTrainSpec(TrainingSpec):
         if self.input not in DIGIT_TASKS and (self.canvas_size is not None or self.distractors is not None):
             raise ValueError("canvas_size and distractors are for the built-in digit tasks")
         if self.input == "builtin:mnist" and self.canvas_size not in (None, 28):
-            raise ValueError("builtin:mnist is 28x28: use builtin:mnist_translated for a larger canvas")
+            raise ValueError("canvas_size: builtin:mnist is 28x28; use builtin:mnist_translated for a larger canvas")
         if self.distractors is not None and self.input != "builtin:mnist_cluttered":
             raise ValueError("distractors are for builtin:mnist_cluttered")
         return self
