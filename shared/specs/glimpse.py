@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictBool, field_validator, model_validator
 
 from shared.specs.base import ArchiveSpec, TrainedModelRef, TrainedModelUse, TrainingSpec, check_input_uri
 
@@ -17,6 +17,9 @@ DIGIT_TASKS = ("builtin:mnist", "builtin:mnist_translated", "builtin:mnist_clutt
 _TRAIN_INPUT = re.compile(
     r"^(builtin:mnist(_translated|_cluttered)?|upload://[A-Za-z0-9_-]+|s3://[a-z0-9][a-z0-9.-]{1,62}/\S+)$"
 )
+
+
+# Booleans are StrictBool: JSON Schema says boolean, so 0 or "yes" is a 422, not a quiet False or True.
 
 
 class GlimpseTrainSpec(TrainingSpec):
@@ -76,7 +79,7 @@ class GlimpseTrainSpec(TrainingSpec):
     test_items: int | None = Field(None, ge=1, le=10_000, description="Digit tasks: the first N test digits")
     test_fraction: float = Field(0.1, gt=0.0, lt=0.9, description="Archives: share held out for testing")
     max_items: int = Field(200_000, ge=3, le=2_000_000, description="Archives: images held in memory at most")
-    random_locations: bool = Field(
+    random_locations: StrictBool = Field(
         False, description="A control: glimpse at uniformly random places instead of the learned policy's"
     )
 
@@ -116,8 +119,8 @@ class GlimpseSpec(ArchiveSpec):
         1, ge=1, le=100, description="Monte-Carlo samples per image: their class probabilities are averaged"
     )
     seed: int = Field(0, ge=0, description="Seeds each image's own first location and policy noise")
-    figure: bool = Field(True, description="Write the trajectory figure per image (trajectory.png)")
-    raw_glimpses: bool = Field(
+    figure: StrictBool = Field(True, description="Write the trajectory figure per image (trajectory.png)")
+    raw_glimpses: StrictBool = Field(
         False,
         description="Also write what the retina saw as float16 glimpses.npy (glimpses x scales x channels x patch "
         "x patch); figure or raw_glimpses must be on",
