@@ -13,6 +13,7 @@ import numpy as np
 from worker.pictures.images import caption
 
 _MARGIN_COLOUR = 235  # the area outside the image, where a patch reads zeros
+_PATH_COLOUR = (150, 150, 150)
 
 
 def glimpse_colours(count: int) -> list[tuple[int, int, int]]:
@@ -61,6 +62,12 @@ def trajectory_figure(
     factor = panel_size / framed.shape[0]
     panel = cv2.resize(framed, (panel_size, panel_size), interpolation=cv2.INTER_NEAREST)
     colours = glimpse_colours(steps)
+    path = [
+        (int(((b[0][0] + b[0][2]) / 2 + margin) * factor), int(((b[0][1] + b[0][3]) / 2 + margin) * factor))
+        for b in boxes
+    ]
+    for a, b in zip(path, path[1:], strict=False):  # the path from glimpse to glimpse, under the boxes
+        cv2.line(panel, a, b, _PATH_COLOUR, 1, cv2.LINE_8)
     for step, (glimpse_boxes, colour) in enumerate(zip(boxes, colours, strict=True)):
         for x0, y0, x1, y1 in glimpse_boxes:
             top_left = (int((x0 + margin) * factor), int((y0 + margin) * factor))
