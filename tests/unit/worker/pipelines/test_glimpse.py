@@ -20,8 +20,11 @@ from shared import keys
 from shared.jobs import JobStatus
 from shared.kinds import parse_spec
 from shared.settings import Settings
+from tests.support.contexts import RecordingTrainingContext, tar_bytes
 from tests.support.runtime import recording_resources
 from worker.engine.inprocess import run_job_inprocess
+from worker.inputs.mnist import load_mnist
+from worker.kinds import training_plugin
 from worker.nets.glimpse import GlimpseConfig, RecurrentAttention
 from worker.pictures.glimpse import glimpse_colours
 from worker.pipelines.glimpse_figures import trajectory_figures
@@ -41,6 +44,12 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def run(settings: Settings, spec: dict[str, Any]) -> tuple[Resources, str]:
@@ -136,3 +145,27 @@ def test_specs_the_kind_cannot_run_are_refused(spec: dict[str, Any], field: str)
     assert field in str(caught.value)
     with pytest.raises(ValidationError):
         parse_spec({"kind": "glimpse", "input": "builtin:mnist", "model": {"job": "x"}, "figure": False})
+
+
+def test_an_image_folder_archive_trains_with_its_folders_as_classes(assets_dir: Path, tmp_path: Path) -> None:
+    digits, labels = load_mnist(assets_dir, tmp_path / "mnist", False)
+    members = {}
+    for i in range(120):
+        rgb = np.repeat(digits[i][:, :, None], 3, axis=2)
+        members[f"{'odd' if labels[i] % 2 else 'even'}/{i:03d}.png"] = _png(rgb)
+    members["even/broken.png"] = b"not a png"
+    ctx = RecordingTrainingContext({"upload://digits": tar_bytes(members)})
+    spec = parse_spec(
+        {"kind": "glimpse_train", "input": "upload://digits", "input_size": 32, "color": "rgb", "epochs": 2,
+         "batch_size": 16, "glimpses": 2, "hidden": 16, "samples": 2}
+    )  # fmt: skip
+    pipeline = training_plugin("glimpse_train").pipeline(spec, ctx)
+    pipeline.load_data()
+    pipeline.build(resuming=False)
+    pipeline.train_for(1e9, lambda: False)
+    figures = pipeline.evaluate()
+    pipeline.write_outputs(figures)
+    assert figures["classes"] == ["even", "odd"] and figures["skipped_items"] == 1
+    assert sum(figures["images"].values()) == 120 and figures["paper"] is None
+    assert ctx.model is not None and ctx.model[1]["network"]["channels"] == 3
+    assert ctx.model[1]["network"]["image_size"] == 32
