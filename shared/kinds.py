@@ -25,6 +25,7 @@ from shared.specs.autoencoder import AutoencoderApplySpec, AutoencoderTrainSpec
 from shared.specs.base import ArchiveSpec, SpecBase, TargetsSpec, TrainingSpec
 from shared.specs.captioning import CaptioningTrainSpec, CaptionSpec
 from shared.specs.classifier import ClassifierTrainSpec
+from shared.specs.glimpse import GlimpseSpec, GlimpseTrainSpec
 from shared.specs.optvis import DeepDreamSpec, FeatureVisualizationSpec, FiltersSpec, InversionSpec
 from shared.specs.saliency import SaliencySpec
 
@@ -135,6 +136,21 @@ _ENTRIES = (
         Shape.MAP,
         "worker.pipelines.autoencoder_apply",
         "Codes, reconstructions, errors and a 2-D map of an archive through a trained autoencoder",
+    ),
+    Kind(
+        "glimpse_train",
+        GlimpseTrainSpec,
+        Shape.TRAIN,
+        "worker.pipelines.glimpse_train",
+        "Train a glimpse network (Recurrent Attention Model) on translated or cluttered MNIST or an image folder",
+        produces="glimpse_network",
+    ),
+    Kind(
+        "glimpse",
+        GlimpseSpec,
+        Shape.MAP,
+        "worker.pipelines.glimpse",
+        "Classify images with a trained glimpse network and draw where it looked",
     ),
 )
 

@@ -16,8 +16,10 @@ from shared.strict import RequestModel
 from shared.uris import parse_s3_uri
 
 _BUILTIN_PARAM = r"(n=\d{1,6}|seed=\d{1,9}|size=\d{2,3})"
+_DIGIT_PARAM = r"(n=\d{1,5}|seed=\d{1,9}|size=\d{2,3}|distractors=\d{1,2})"
 _INPUT = re.compile(
-    rf"^(upload://[A-Za-z0-9_-]+|s3://\S+|builtin:(captioned_)?shapes(\?{_BUILTIN_PARAM}(&{_BUILTIN_PARAM}){{0,2}})?)$"
+    rf"^(upload://[A-Za-z0-9_-]+|s3://\S+|builtin:(captioned_)?shapes(\?{_BUILTIN_PARAM}(&{_BUILTIN_PARAM}){{0,2}})?"
+    rf"|builtin:mnist(_translated|_cluttered)?(\?{_DIGIT_PARAM}(&{_DIGIT_PARAM}){{0,3}})?)$"
 )
 
 
@@ -115,7 +117,9 @@ class ArchiveSpec(SpecBase):
             "builtin:shapes[?n=200&seed=12345] (generated shapes with ground-truth boxes: quality figures), "
             "builtin:captioned_shapes[?n=..&seed=..&size=..] (generated scenes with captions and boxes); size: the "
             "side in pixels (default 64 and 128); a caption job over scenes of the default size whose captioner was "
-            "trained on another size fails at once, naming it"
+            "trained on another size fails at once, naming it; "
+            "builtin:mnist|mnist_translated|mnist_cluttered[?n=..&seed=..&size=..&distractors=..] (MNIST test "
+            "digits, alone or placed on a larger canvas with distractors; each with its class and box)"
         ),
         examples=["upload://u_0123456789abcdef"],
     )
@@ -128,7 +132,8 @@ class ArchiveSpec(SpecBase):
     def _input_uri(cls, value: str) -> str:
         usage = (
             "input must be upload://ID, s3://bucket/key (an archive), s3://bucket/prefix/ or "
-            "builtin:shapes|captioned_shapes[?n=N&seed=S&size=P]"
+            "builtin:shapes|captioned_shapes[?n=N&seed=S&size=P] or "
+            "builtin:mnist|mnist_translated|mnist_cluttered[?n=N&seed=S&size=SIDE&distractors=D]"
         )
         checked = check_input_uri(value, _INPUT, usage)
         size = re.search(r"[?&]size=(\d+)", checked) if checked.startswith("builtin:") else None

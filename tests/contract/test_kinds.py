@@ -50,6 +50,20 @@ TINY_CAPTIONING = {
     "max_length": 20,
 }
 
+TINY_GLIMPSE = {
+    "input": "builtin:mnist",
+    "train_items": 214,
+    "test_items": 16,
+    "epochs": 2,
+    "batch_size": 16,
+    "glimpses": 3,
+    "glimpse_hidden": 8,
+    "location_hidden": 8,
+    "hidden": 16,
+    "samples": 2,
+    "lr_patience": 1,
+}
+
 SPECS: dict[str, list[dict[str, Any]]] = {
     "saliency": [
         {"method": "gradient", "model": TINY, "target": {"top_k": 2}, "signed": True, "raw_map": True},
@@ -97,6 +111,16 @@ SPECS: dict[str, list[dict[str, Any]]] = {
         {"model": {"job": "contract-autoencoder_train-0"}},
         {"model": {"job": "contract-autoencoder_train-1"}, "add_noise": True, "seed": 3, "anomalies": 2},
         {"model": {"job": "contract-autoencoder_train-3"}, "write_inputs": False, "batch_size": 2},
+    ],
+    "glimpse_train": [  # 193 training digits after the validation cut: 13 batches, so the kill lands mid-epoch
+        {**TINY_GLIMPSE},
+        {**TINY_GLIMPSE, "input": "builtin:mnist_cluttered", "canvas_size": 40, "distractors": 2, "patch_size": 6,
+         "scales": 2, "core": "lstm", "lr_schedule": "constant"},
+        {**TINY_GLIMPSE, "input": "builtin:mnist_translated", "canvas_size": 36, "random_locations": True},
+    ],
+    "glimpse": [
+        {"model": {"job": "contract-glimpse_train-0"}, "samples": 3, "seed": 2},
+        {"model": {"job": "contract-glimpse_train-1"}, "figure": False, "raw_glimpses": True, "batch_size": 2},
     ],
 }  # fmt: skip
 

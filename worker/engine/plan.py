@@ -31,11 +31,13 @@ from PIL import Image
 from shared import keys
 from shared.errors import InvalidInput, NotFound
 from shared.queueing import SHARD_TASK
+from shared.settings import Settings
 from shared.specs.base import SpecBase, TargetsSpec
 from shared.work import shard_task_id
 from worker.engine.plan_readers import Planned, open_reader
 from worker.inputs.builtin import BuiltinSource, parse_builtin
 from worker.inputs.captioned_shapes import make_scenes
+from worker.inputs.mnist_tasks import digit_items
 from worker.inputs.shapes import make_shapes
 from worker.kinds import map_plugin
 from worker.pipelines.plugin import Sidecars
@@ -277,7 +279,7 @@ def _plan_builtin(services: Services, tenant: str, job_id: str, source: BuiltinS
     if source.count > services.settings.max_items_per_job:
         raise InvalidInput(f"builtin:{source.name} n={source.count} is over FOVEA_MAX_ITEMS_PER_JOB")
     with _Shards(services, tenant, job_id, state, hold=False) as shards:
-        for name, image, truth in _builtin_items(source):
+        for name, image, truth in _builtin_items(source, services.settings):
             buffer = io.BytesIO()
             Image.fromarray(image).save(buffer, format="PNG")
             shards.add("tar", {}, name, [], buffer.getvalue(), 0, truth)
@@ -285,7 +287,7 @@ def _plan_builtin(services: Services, tenant: str, job_id: str, source: BuiltinS
     state["complete"] = True
 
 
-def _builtin_items(source: BuiltinSource) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+def _builtin_items(source: BuiltinSource, settings: Settings) -> Iterator[tuple[str, Any, dict[str, Any]]]:
     if source.name == "shapes":
         data = make_shapes(source.count, source.side, source.seed)
         for index in range(source.count):
@@ -295,5 +297,9 @@ def _builtin_items(source: BuiltinSource) -> Iterator[tuple[str, Any, dict[str, 
     elif source.name == "captioned_shapes":
         for index, scene in enumerate(make_scenes(source.count, source.side, source.seed, "apply")):
             yield f"captioned_shapes/{index:06d}.png", scene.image, scene.truth
+    elif source.name.startswith("mnist"):
+        scratch = settings.data_dir.resolve() / "scratch" / "mnist"
+        assets, sizes = settings.assets_dir, (source.size, source.distractors)
+        yield from digit_items(assets, scratch, source.name, source.count, source.seed, *sizes)
     else:
         raise InvalidInput(f"unknown built-in input {source.name!r}")

@@ -1,4 +1,4 @@
-"""The spelling of a built-in generated input: ``builtin:NAME[?n=N&seed=S&size=P]`` (every parameter
+"""The spelling of a built-in generated input: ``builtin:NAME[?n=N&seed=S&size=P&distractors=D]`` (every parameter
 optional, in any order). ``size`` is the side of the generated images in pixels; a model should be shown
 images drawn as it was trained on (a captioner trained on 64-px scenes sees thin strokes and anti-aliased
 edges at that scale), so jobs that apply a model to generated scenes name it or get the model's."""
@@ -21,7 +21,8 @@ class BuiltinSource:
     name: str
     count: int
     seed: int
-    size: int | None = None  # None: the set's default (DEFAULT_SIZES)
+    size: int | None = None  # None: the set's default (DEFAULT_SIZES; the digit tasks' own)
+    distractors: int | None = None  # builtin:mnist_cluttered: None is the task's default
 
     @property
     def side(self) -> int:
@@ -34,4 +35,6 @@ def parse_builtin(uri: str) -> BuiltinSource:
     size = int(params["size"]) if "size" in params else None
     if size is not None and not SIZES[0] <= size <= SIZES[1]:
         raise InvalidInput(f"builtin:{name} size={size}: the side must be {SIZES[0]}-{SIZES[1]} pixels")
-    return BuiltinSource(name, int(params.get("n", 200)), int(params.get("seed", BUILTIN_SHAPES_SEED)), size)
+    distractors = int(params["distractors"]) if "distractors" in params else None
+    count, seed = int(params.get("n", 200)), int(params.get("seed", BUILTIN_SHAPES_SEED))
+    return BuiltinSource(name, count, seed, size, distractors)

@@ -222,13 +222,13 @@ def test_held_out_scenes_are_drawn_at_the_captioners_training_size(local_setting
     # Scenes drawn at 128 px and shrunk to the encoder's input are not what a captioner trained on 64-px
     # scenes saw (strokes and edges differ): the size is a parameter of the input, and a caption job over
     # scenes of the default size fails at once when its captioner was trained at another.
-    scenes = list(_builtin_items(parse_builtin("builtin:captioned_shapes?n=3&size=64&seed=7")))
+    scenes = list(_builtin_items(parse_builtin("builtin:captioned_shapes?n=3&size=64&seed=7"), local_settings))
     assert [image.shape for _, image, _ in scenes] == [(64, 64, 3)] * 3
     assert all(0 <= v <= 64 for _, _, truth in scenes for obj in truth["objects"] for v in obj["box"])
     assert scenes[0][2]["references"] == [make_scenes(1, 64, seed=7, stream="apply")[0].caption]
-    assert [image.shape for _, image, _ in _builtin_items(parse_builtin("builtin:captioned_shapes?n=1"))] == [
-        (128, 128, 3)
-    ]
+    assert [
+        image.shape for _, image, _ in _builtin_items(parse_builtin("builtin:captioned_shapes?n=1"), local_settings)
+    ] == [(128, 128, 3)]
     train = {
         **SMALL,
         "encoder": {"arch": "tiny_cnn", "input_size": 32, "preprocessing": "unit"},
