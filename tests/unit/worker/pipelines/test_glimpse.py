@@ -100,7 +100,7 @@ def test_a_short_run_on_mnist_beats_chance_then_classifies_held_out_digits(
     manifest = storage.get_json(keys.manifest("local", apply_id))
     assert manifest["total"] == 6
     for item in manifest["items"]:
-        assert item["status"] == "ok" and set(item["outputs"]) == {"trajectory"}
+        assert item["status"] == "ok" and set(item["outputs"]) == {"trajectory", "thumb"}
         assert len(item["locations"]) == 4 and all(-1.0 <= v <= 1.0 for point in item["locations"] for v in point)
         assert item["class"] in config["classes"] and 0.0 < item["probability"] <= 1.0
         assert item["label"] == item["name"].split("-")[-1].removesuffix(".png")  # the digit's own class
