@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -156,7 +157,7 @@ def main() -> None:
     parser.add_argument("rows", nargs="+", choices=sorted(ROWS))
     parser.add_argument("--minutes", type=float, default=60.0, help="training time cap per row")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=Path("glimpse-runs"))
+    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "fovea-glimpse-runs")
     parser.add_argument("--set", action="append", default=[], help="override a spec field: NAME=JSON")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
