@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from itertools import islice
 from typing import Any
 
 from shared import keys
@@ -127,24 +129,31 @@ class JobStore:
         after: str = "",
         limit: int = 50,
         newest_first: bool = False,
+        reader: Callable[[Callable[[str], JobRecord | None], list[str]], Iterable[JobRecord | None]] = map,
     ) -> tuple[list[JobRecord], str | None]:
-        """One page of a tenant's jobs, oldest or newest first; returns (jobs, next cursor)."""
+        """One page of a tenant's jobs, oldest or newest first; returns (jobs, next cursor). Records are
+        read ``limit`` at a time through ``reader`` (an executor's ``map`` reads them at once)."""
         if newest_first:
             prefix = keys.newest_prefix(tenant)
             start_after = keys.newest_entry(tenant, after) if after else ""
         else:
             prefix = keys.records_prefix(tenant)
             start_after = keys.job_record(tenant, after) if after else ""
+        names = (info.key[len(prefix) :] for info in self.storage.list(prefix, start_after=start_after))
+        ids = (name.split("-", 1)[1] if newest_first else name.removesuffix(".json") for name in names)
         found: list[JobRecord] = []
-        for info in self.storage.list(prefix, start_after=start_after):
-            name = info.key[len(prefix) :]
-            job_id = name.split("-", 1)[1] if newest_first else name.removesuffix(".json")
-            try:
-                record = self.get(tenant, job_id)
-            except NotFound:
-                continue
-            if (status is None or record.status == status) and (kind is None or record.kind == kind):
-                found.append(record)
-                if len(found) >= limit:
-                    return found, job_id
+        while batch := list(islice(ids, limit)):
+            for job_id, record in zip(batch, reader(lambda job_id: self._found(tenant, job_id), batch), strict=True):
+                if record is None:
+                    continue
+                if (status is None or record.status == status) and (kind is None or record.kind == kind):
+                    found.append(record)
+                    if len(found) >= limit:
+                        return found, job_id
         return found, None
+
+    def _found(self, tenant: str, job_id: str) -> JobRecord | None:
+        try:
+            return self.get(tenant, job_id)
+        except NotFound:
+            return None

@@ -148,6 +148,7 @@ def list_jobs(
         after=cursor or "",
         limit=limit,
         newest_first=order == "newest",
+        reader=state.readers.map,
     )
     return JobPage(items=[JobView.of(r) for r in records], next_cursor=next_cursor)
 
