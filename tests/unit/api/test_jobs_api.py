@@ -270,3 +270,17 @@ def test_an_upload_no_job_uses_is_swept_and_a_used_one_is_kept(client: TestClien
     assert len(swept) == 1 and unused in swept[0]
     assert list(state.storage.list(keys.uploads_prefix("alice", unused))) == []
     assert list(state.storage.list(keys.uploads_prefix("alice", used)))  # a job uses it: kept
+
+
+def test_builtin_inputs_take_a_size_in_range(client: TestClient) -> None:
+    trainer = client.post(
+        "/v1/jobs", json={"kind": "captioning_train", "input": "builtin:captioned_shapes"}, headers=KEYS
+    )
+    spec = {"kind": "caption", "model": {"job": trainer.json()["id"]}}
+    for uri in ("builtin:captioned_shapes?size=64&n=3", "builtin:captioned_shapes?n=3&seed=4&size=48"):
+        response = client.post("/v1/jobs", json={**spec, "input": uri}, headers=KEYS)
+        assert response.status_code == 201, (uri, response.text)
+    for uri in ("builtin:captioned_shapes?n=3&size=999", "builtin:captioned_shapes?size=16", "builtin:shapes?size=x"):
+        response = client.post("/v1/jobs", json={**spec, "input": uri}, headers=KEYS)
+        assert response.status_code == 422, (uri, response.text)
+        assert response.json()["error"]["fields"][0]["field"] == "input", response.text
