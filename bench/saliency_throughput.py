@@ -5,7 +5,7 @@
   PNG heatmap and JPEG overlay in host memory);
 - spectral residual: OpenCV contrib on one CPU core (the anchor) vs Fovea's batched torch version.
 
-On a CUDA machine it runs the issue's configuration (ResNet-50, 224 px, batch 64 for Captum, 256 for
+On a CUDA machine it runs the GPU configuration (ResNet-50, 224 px, batch 64 for Captum, 256 for
 Fovea); on a CPU-only machine a small one (ResNet-18, 112 px, small batches) and says so. Weights are
 random: timings only. One JSON line per figure.
 
