@@ -5,7 +5,6 @@ test-split evaluation, the model it leaves (referable as ``{"job": ID}``) and it
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -26,10 +25,10 @@ from worker.pipelines.captioning_data import Prepared, data_key, describe, encod
 from worker.pipelines.captioning_loop import CaptionTrainer
 from worker.pipelines.captioning_report import training_sections
 from worker.pipelines.plugin import ReportHooks, TrainingPlugin
-from worker.pipelines.training_base import TrainingContext, TrainingPipeline
+from worker.pipelines.training_base import EpochLoopPipeline, TrainingContext
 
 
-class CaptioningTraining(TrainingPipeline):
+class CaptioningTraining(EpochLoopPipeline[CaptionTrainer]):
     spec: CaptioningTrainSpec
 
     def __init__(self, spec: CaptioningTrainSpec, ctx: TrainingContext) -> None:
@@ -96,34 +95,6 @@ class CaptioningTraining(TrainingPipeline):
         if self.data is None:
             raise RuntimeError("load_data() first")
         return self.data
-
-    @property
-    def _trainer(self) -> CaptionTrainer:
-        if self.trainer is None:
-            raise RuntimeError("build() first")
-        return self.trainer
-
-    def train_for(self, seconds: float, should_stop: Callable[[], bool]) -> None:
-        self._trainer.train_for(seconds, should_stop)
-
-    @property
-    def progress(self) -> tuple[int, int]:
-        trainer = self._trainer
-        return trainer.epoch, trainer.epoch if trainer.stopped else self.spec.epochs
-
-    @property
-    def done(self) -> bool:
-        return self._trainer.done
-
-    @property
-    def history(self) -> list[dict[str, float]]:
-        return self._trainer.history
-
-    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        return self._trainer.state()
-
-    def restore(self, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
-        self._trainer.load_state(tensors, metadata)
 
     def evaluate(self) -> dict[str, Any]:
         """The best validation epoch's model on the test split: beam search, BLEU-1..4, CIDEr and, where

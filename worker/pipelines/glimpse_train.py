@@ -7,7 +7,6 @@ paper's."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,12 +21,12 @@ from worker.pipelines.glimpse_figures import trajectory_figures
 from worker.pipelines.glimpse_loop import Schedule, Trainer
 from worker.pipelines.glimpse_report import curves_png, paper_row, training_sections
 from worker.pipelines.plugin import ReportHooks, TrainingPlugin
-from worker.pipelines.training_base import TrainingContext, TrainingPipeline
+from worker.pipelines.training_base import EpochLoopPipeline, TrainingContext
 
 EXAMPLES = 8  # test images drawn with their trajectories
 
 
-class GlimpseTraining(TrainingPipeline):
+class GlimpseTraining(EpochLoopPipeline[Trainer]):
     spec: GlimpseTrainSpec
 
     def __init__(self, spec: GlimpseTrainSpec, ctx: TrainingContext) -> None:
@@ -84,34 +83,6 @@ class GlimpseTraining(TrainingPipeline):
         if self.data is None:
             raise RuntimeError("load_data() first")
         return self.data
-
-    @property
-    def _trainer(self) -> Trainer:
-        if self.trainer is None:
-            raise RuntimeError("build() first")
-        return self.trainer
-
-    def train_for(self, seconds: float, should_stop: Callable[[], bool]) -> None:
-        self._trainer.train_for(seconds, should_stop)
-
-    @property
-    def progress(self) -> tuple[int, int]:
-        trainer = self._trainer
-        return trainer.epoch, trainer.epoch if trainer.stopped else self.spec.epochs
-
-    @property
-    def done(self) -> bool:
-        return self._trainer.done
-
-    @property
-    def history(self) -> list[dict[str, float]]:
-        return self._trainer.history
-
-    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        return self._trainer.state()
-
-    def restore(self, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
-        self._trainer.load_state(tensors, metadata)
 
     def evaluate(self) -> dict[str, Any]:
         spec, data, trainer = self.spec, self._data, self._trainer

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import torch
 
@@ -113,3 +113,61 @@ class TrainingPipeline(ABC):
     @abstractmethod
     def write_outputs(self, figures: dict[str, Any]) -> None:
         """Write the model (``ctx.save_model``) and the job's files (``ctx.write_file``)."""
+
+
+class EpochLoop(Protocol):
+    """A kind's training loop object: it counts epochs, stops early, and saves and restores itself."""
+
+    epoch: int
+    stopped: bool
+
+    @property
+    def done(self) -> bool: ...
+
+    @property
+    def history(self) -> list[dict[str, float]]: ...
+
+    def train_for(self, seconds: float, should_stop: Callable[[], bool]) -> None: ...
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]: ...
+
+    def load_state(self, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None: ...
+
+
+L = TypeVar("L", bound=EpochLoop)
+
+
+class EpochLoopPipeline(TrainingPipeline, Generic[L]):
+    """A training kind whose steps are an ``EpochLoop``'s (made by ``build``, as ``self.trainer``): the
+    contract's training, progress, history and checkpoint calls are the loop's own. Progress is in
+    epochs; a loop stopped early counts as all its epochs done."""
+
+    trainer: L | None = None
+
+    @property
+    def _trainer(self) -> L:
+        if self.trainer is None:
+            raise RuntimeError("build() first")
+        return self.trainer
+
+    def train_for(self, seconds: float, should_stop: Callable[[], bool]) -> None:
+        self._trainer.train_for(seconds, should_stop)
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        trainer = self._trainer
+        return trainer.epoch, trainer.epoch if trainer.stopped else self.spec.epochs
+
+    @property
+    def done(self) -> bool:
+        return self._trainer.done
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        return self._trainer.history
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        return self._trainer.state()
+
+    def restore(self, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+        self._trainer.load_state(tensors, metadata)
