@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from api.kept_reads import KeptReads
 from api.queue import TaskQueue
@@ -14,6 +15,8 @@ from shared.coordination import Coordinator, open_coordinator
 from shared.jobstore import JobStore
 from shared.settings import Settings
 from shared.storage import Storage, open_storage
+
+R = TypeVar("R")
 
 
 @dataclass
@@ -31,6 +34,13 @@ class AppState:
 
     _builds: dict[tuple[str, ...], threading.Lock] = field(default_factory=dict)
     _builds_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def many_reads(self) -> Callable[[Callable[[str], R], list[str]], Iterable[R]]:
+        """How a request reads many small objects (a jobs page's records): at once on the reader threads
+        where each read waits on the network, one after another where reads are local (threads made a
+        page of 50 local records three times slower on two cores)."""
+        return self.readers.map if self.storage.reads_wait_on_network else map
 
     @contextmanager
     def building(self, key: tuple[str, ...]) -> Iterator[None]:

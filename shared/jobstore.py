@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any
 
 from shared import keys
 from shared.coordination import Coordinator
 from shared.errors import NotFound, Retryable
+from shared.job_index import OPEN, JobIndex, kind_facet, status_facet
 from shared.jobs import TERMINAL, JobRecord, JobStatus, Progress, new_id, now
 from shared.storage import Storage
 
@@ -24,6 +26,7 @@ class JobStore:
     def __init__(self, storage: Storage, coordinator: Coordinator) -> None:
         self.storage = storage
         self.coordinator = coordinator
+        self.index = JobIndex(storage)
 
     def create(
         self, tenant: str, kind: str, spec: dict[str, Any], name: str | None, job_id: str | None = None
@@ -32,12 +35,14 @@ class JobStore:
         record = JobRecord(id=job_id or new_job_id(), tenant=tenant, kind=kind, name=name, spec=spec, created_at=now())
         self.save(record)
         self.storage.put_bytes(keys.newest_entry(tenant, record.id), b"")
+        self.index.created(tenant, record.id, kind)
         self.storage.put_json(keys.live_job(record.id), {"tenant": tenant})
         self.coordinator.set_status(record.id, JobStatus.queued.value)
         return record
 
-    def delete(self, tenant: str, job_id: str) -> None:
+    def delete(self, tenant: str, job_id: str, kind: str) -> None:
         """Remove a job that was never queued (its submission failed)."""
+        self.index.forget(tenant, job_id, kind)
         self.storage.delete(keys.job_record(tenant, job_id))
         self.storage.delete(keys.newest_entry(tenant, job_id))
         self.storage.delete(keys.live_job(job_id))
@@ -116,6 +121,8 @@ class JobStore:
         for name, value in fields.items():
             setattr(record, name, value)
         self.save(record)
+        if status in TERMINAL:
+            self.index.ended(tenant, job_id, status)
         if status in (JobStatus.succeeded, JobStatus.failed):
             self.retire(job_id)  # a canceled job is retired once its remaining work has wound down
         return record
@@ -131,26 +138,43 @@ class JobStore:
         newest_first: bool = False,
         reader: Callable[[Callable[[str], JobRecord | None], list[str]], Iterable[JobRecord | None]] = map,
     ) -> tuple[list[JobRecord], str | None]:
-        """One page of a tenant's jobs, oldest or newest first; returns (jobs, next cursor). Records are
-        read ``limit`` at a time through ``reader`` (an executor's ``map`` reads them at once)."""
-        if newest_first:
+        """One page of a tenant's jobs, oldest or newest first; returns (jobs, next cursor). A filtered list
+        reads only the jobs of the filter's facet index. Records are read ``limit`` at a time through
+        ``reader`` (an executor's ``map`` reads them at once)."""
+        facets = ([status_facet(status)] if status is not None else []) + ([kind_facet(kind)] if kind else [])
+        ids: Iterator[str]
+        if facets and self.index.ready(tenant, lambda: self._stored_records(tenant)):
+            ids = self.index.ids(tenant, facets, newest_first, after)
+        elif newest_first:
             prefix = keys.newest_prefix(tenant)
             start_after = keys.newest_entry(tenant, after) if after else ""
+            ids = (info.key[len(prefix) :].split("-", 1)[1] for info in self.storage.list(prefix, start_after))
         else:
             prefix = keys.records_prefix(tenant)
             start_after = keys.job_record(tenant, after) if after else ""
-        names = (info.key[len(prefix) :] for info in self.storage.list(prefix, start_after=start_after))
-        ids = (name.split("-", 1)[1] if newest_first else name.removesuffix(".json") for name in names)
+            ids = (info.key[len(prefix) :].removesuffix(".json") for info in self.storage.list(prefix, start_after))
         found: list[JobRecord] = []
         while batch := list(islice(ids, limit)):
             for job_id, record in zip(batch, reader(lambda job_id: self._found(tenant, job_id), batch), strict=True):
                 if record is None:
                     continue
+                if OPEN in facets and record.status in TERMINAL:
+                    self.index.repair(record)
                 if (status is None or record.status == status) and (kind is None or record.kind == kind):
                     found.append(record)
                     if len(found) >= limit:
                         return found, job_id
         return found, None
+
+    def build_index(self, tenant: str) -> None:
+        """Enter the tenant's jobs from before the facet index now (a filtered list does it in the background)."""
+        self.index.build(tenant, self._stored_records(tenant))
+
+    def _stored_records(self, tenant: str) -> Iterator[JobRecord]:
+        prefix = keys.records_prefix(tenant)
+        for info in self.storage.list(prefix):
+            with contextlib.suppress(NotFound):
+                yield self.load(tenant, info.key[len(prefix) :].removesuffix(".json"))
 
     def _found(self, tenant: str, job_id: str) -> JobRecord | None:
         try:

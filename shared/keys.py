@@ -112,12 +112,33 @@ def newest_prefix(tenant: str) -> str:
 
 
 def newest_entry(tenant: str, job_id: str) -> str:
-    """An empty object per job whose key sorts newest first (ids start with their creation time in
-    milliseconds, as 12 hex digits; the key holds that time inverted, then the id)."""
+    """An empty object per job whose key sorts newest first."""
+    return newest_prefix(tenant) + _newest_name(job_id)
+
+
+def _newest_name(job_id: str) -> str:
+    """A name that sorts newest first (ids start with their creation time in milliseconds, as 12 hex
+    digits; the name holds that time inverted, then the id)."""
     identifier(job_id, "job")
     stamp = job_id[2:14]
     millis = int(stamp, 16) if len(stamp) == 12 and all(c in "0123456789abcdef" for c in stamp) else 0
-    return f"{newest_prefix(tenant)}{0xFFFFFFFFFFFF - millis:012x}-{job_id}"
+    return f"{0xFFFFFFFFFFFF - millis:012x}-{job_id}"
+
+
+def jobs_index_prefix(tenant: str, facet: str, newest_first: bool) -> str:
+    """Empty objects naming the tenant's jobs that share a facet (``kind-NAME``, ``status-NAME``, ``open``),
+    in one of the two orders, so that a filtered jobs list reads only the jobs that match."""
+    return f"{tenant_prefix(tenant)}index/{facet}/{'newest' if newest_first else 'oldest'}/"
+
+
+def jobs_index_entry(tenant: str, facet: str, job_id: str, newest_first: bool) -> str:
+    name = _newest_name(job_id) if newest_first else identifier(job_id, "job")
+    return jobs_index_prefix(tenant, facet, newest_first) + name
+
+
+def jobs_index_built(tenant: str) -> str:
+    """Written once the tenant's jobs from before the facet index have been entered in it."""
+    return f"{tenant_prefix(tenant)}index/built"
 
 
 def job_record(tenant: str, job_id: str) -> str:

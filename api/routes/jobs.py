@@ -118,7 +118,7 @@ def submit(
         queue_work(state.coordinator, state.queue.send, job_id, "plan", PLAN_TASK, [tenant, job_id])
     except Retryable:
         with contextlib.suppress(Exception):
-            state.jobs.delete(tenant, job_id)  # not accepted: leave no queued record or work behind
+            state.jobs.delete(tenant, job_id, spec.kind)  # not accepted: leave no queued record or work behind
         with contextlib.suppress(Exception):
             state.coordinator.drop_work(job_id, "plan")
         raise
@@ -148,7 +148,7 @@ def list_jobs(
         after=cursor or "",
         limit=limit,
         newest_first=order == "newest",
-        reader=state.readers.map,
+        reader=state.many_reads,
     )
     return JobPage(items=[JobView.of(r) for r in records], next_cursor=next_cursor)
 

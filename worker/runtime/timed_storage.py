@@ -21,6 +21,10 @@ class TimedStorage(Storage):
     def __getattr__(self, name: str) -> Any:  # what a backend has beyond the interface (bucket, ...)
         return getattr(self.inner, name)
 
+    @property
+    def reads_wait_on_network(self) -> bool:  # type: ignore[override]
+        return self.inner.reads_wait_on_network
+
     def _timed(self, operation: str, call: Callable[[], T]) -> T:
         start = time.perf_counter()
         try:

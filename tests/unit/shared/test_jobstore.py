@@ -63,3 +63,81 @@ def test_pages_of_filtered_jobs_read_in_batches_list_each_match_once_in_order(tm
                     if cursor is None:
                         break
                 assert seen == wanted, (kind, status, newest)
+
+
+class CountingStorage(LocalStorage):
+    """Counts reads of job records, to see what a list had to read."""
+
+    record_reads = 0
+
+    def get_bytes(self, key: str) -> bytes:
+        if "/records/" in key:
+            self.record_reads += 1
+        return super().get_bytes(key)
+
+
+def test_a_filter_few_jobs_match_reads_only_those_jobs(tmp_path: Path) -> None:
+    from shared.jobs import JobStatus
+    from shared.jobstore import LIVE
+
+    storage = CountingStorage(tmp_path / "store", secret=b"s")
+    jobs = JobStore(storage, SqliteCoordinator(tmp_path / "c.db"))
+    made = [jobs.create("t", "deepdream" if n in (7, 31) else "saliency", {}, None).id for n in range(40)]
+    for job_id in made:
+        jobs.transition("t", job_id, JobStatus.running, LIVE)
+        jobs.transition("t", job_id, JobStatus.failed if job_id in made[20:23] else JobStatus.succeeded, LIVE)
+    jobs.transition("t", jobs.create("t", "saliency", {}, None).id, JobStatus.running, LIVE)
+    jobs.build_index("t")  # a filtered list would enter older jobs in the background and scan until then
+    for status, kind, wanted in (
+        (JobStatus.failed, None, made[22:19:-1]),
+        (None, "deepdream", [made[31], made[7]]),
+        (JobStatus.running, None, None),
+        (JobStatus.queued, None, []),
+        (JobStatus.succeeded, "deepdream", [made[31], made[7]]),
+    ):
+        storage.record_reads = 0
+        page, cursor = jobs.list("t", status=status, kind=kind, newest_first=True)
+        assert cursor is None
+        if wanted is not None:
+            assert [r.id for r in page] == wanted
+        assert len(page) <= 3 and storage.record_reads <= {(JobStatus.succeeded, "deepdream"): 2}.get(
+            (status, kind), 3
+        ), (status, kind, storage.record_reads)
+
+
+def test_jobs_from_before_the_index_and_open_entries_of_ended_jobs_are_listed_where_they_belong(
+    tmp_path: Path,
+) -> None:
+    import shutil
+    import time
+
+    from shared import keys
+    from shared.jobs import JobStatus
+    from shared.jobstore import LIVE
+
+    storage = LocalStorage(tmp_path / "store", secret=b"s")
+    coordinator = SqliteCoordinator(tmp_path / "c.db")
+    old = JobStore(storage, coordinator)
+    made = [old.create("t", "saliency", {}, None).id for _ in range(5)]
+    old.transition("t", made[1], JobStatus.canceled, LIVE)
+    old.transition("t", made[3], JobStatus.running, LIVE)
+    # As a store written before the facet index: no index folder at all.
+    shutil.rmtree(storage.root / keys.tenant_prefix("t") / "index")
+    jobs = JobStore(storage, coordinator)
+    for _ in range(2):  # scanned while the index is built in the background, then from the index
+        assert [r.id for r in jobs.list("t", status=JobStatus.canceled)[0]] == [made[1]]
+        assert [r.id for r in jobs.list("t", status=JobStatus.queued)[0]] == [made[0], made[2], made[4]]
+        assert [r.id for r in jobs.list("t", kind="saliency")[0]] == made
+        deadline = time.monotonic() + 30
+        while storage.size(keys.jobs_index_built("t")) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert jobs.index.ready("t", list)
+
+    # A crash between saving the ended record and moving its index entry: still listed under its status
+    # once a list of open jobs has met it (and never as open).
+    jobs.transition("t", made[3], JobStatus.succeeded, LIVE)
+    for newest_first in (True, False):
+        storage.put_bytes(keys.jobs_index_entry("t", "open", made[3], newest_first), b"")
+        storage.delete(keys.jobs_index_entry("t", "status-succeeded", made[3], newest_first))
+    assert [r.id for r in jobs.list("t", status=JobStatus.running)[0]] == []
+    assert [r.id for r in jobs.list("t", status=JobStatus.succeeded)[0]] == [made[3]]
