@@ -25,10 +25,15 @@ from shared.settings import Settings
 
 router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False)
 
-_FILES = {
-    "index.html": "text/html; charset=utf-8",
-    "console.js": "text/javascript; charset=utf-8",
-    "console.css": "text/css; charset=utf-8",
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+}
+_FILES = {  # the page, its style sheet and its script's modules: every such file in the package's static folder
+    entry.name: _TYPES[suffix]
+    for entry in resources.files("api").joinpath("static").iterdir()
+    if (suffix := "." + entry.name.rpartition(".")[2]) in _TYPES
 }
 
 
@@ -80,7 +85,7 @@ def console_page(headers: Headers) -> Response:
 
 @router.get("/{name}")
 def console_file(name: str, headers: Headers) -> Response:
-    """One of the console's files (the page, its script, its style sheet)."""
+    """One of the console's files (the page, its style sheet, its script's modules)."""
     if name not in _FILES:
         raise ApiError(404, "not_found", "no such console file")
     data = resources.files("api").joinpath("static", name).read_bytes()

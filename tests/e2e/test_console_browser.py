@@ -216,6 +216,64 @@ def test_cancel_a_running_job_from_the_list(service: Stack, alice: Any, screensh
         assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "canceled"
 
 
+def test_training_curves_grow_then_methods_side_by_side_and_a_status_filter(
+    service: Stack, alice: Any, screenshots: Path
+) -> None:
+    train = {"kind": "classifier_train", "input": "builtin:shapes", "input_size": 32, "epochs": 12,
+             "train_items": 3000, "test_items": 200, "step_seconds": 1, "name": "shapes classifier"}  # fmt: skip
+    with service.client(ALICE) as client:
+        trained = client.post("/v1/jobs", json=train).json()["id"]
+        wait_for_job(client, trained, timeout=120, until={"running"})
+    _go(alice, f"{service.url}/console/#/job/{trained}")
+    points = "return (document.querySelector('#curves polyline') || {getAttribute: () => ''}).getAttribute('points')"
+    seen = set()  # how many epochs the first curve had at each look, while the job ran and once it ended
+
+    def ended(d: Any) -> bool:
+        seen.add(len(str(d.execute_script(points)).split()))
+        return bool(d.find_element(By.CSS_SELECTOR, "#job-head .status").text == "succeeded")
+
+    _wait(alice, ended, timeout=300)
+    _wait(alice, lambda d: len(str(d.execute_script(points)).split()) == 12)  # every epoch once it has ended
+    with service.client(ALICE) as client:
+        record = client.get(f"/v1/jobs/{trained}").json()
+    assert len(seen - {0, 12}) >= 1, (seen, record)  # drawn while it ran, with fewer epochs than at the end
+    labels = " ".join(t.text for t in alice.find_elements(By.CSS_SELECTOR, "#curves text"))
+    assert "train_loss" in labels, labels
+    alice.execute_script("document.getElementById('curves').scrollIntoView()")
+    _shoot(alice, screenshots, "training-curves")
+
+    methods = ["gradient", "grad_cam", "spectral_residual"]
+    spec = {"kind": "saliency", "input": "builtin:shapes?n=6", "methods": methods, "model": {"job": trained}}
+    with service.client(ALICE) as client:
+        compared = client.post("/v1/jobs", json=spec)
+        assert compared.status_code == 201, compared.text
+        assert wait_for_job(client, compared.json()["id"], timeout=300)["status"] == "succeeded"
+    _go(alice, f"{service.url}/console/#/job/{compared.json()['id']}/item/2")
+    sections = _wait(alice, lambda d: d.find_elements(By.CSS_SELECTOR, "#methods section[data-method]"))
+    assert [s.get_attribute("data-method") for s in sections] == methods
+    for method in methods:
+        css = f'#methods section[data-method="{method}"] img'
+        _wait(
+            alice,
+            lambda d, css=css: (
+                _images_loaded(d, css) >= 1 and _images_loaded(d, css) == len(d.find_elements(By.CSS_SELECTOR, css))
+            ),
+        )
+    _shoot(alice, screenshots, "item-methods")
+
+    _go(alice, service.url + "/console/#/jobs")
+    Select(_wait(alice, lambda d: d.find_element(By.ID, "filter-status"))).select_by_value("succeeded")
+    _wait(
+        alice,
+        lambda d: (
+            {r.get_attribute("data-status") for r in d.find_elements(By.CSS_SELECTOR, "#jobs-body tr")} == {"succeeded"}
+        ),
+    )
+    rows = {r.get_attribute("data-job") for r in alice.find_elements(By.CSS_SELECTOR, "#jobs-body tr")}
+    assert {trained, compared.json()["id"]} <= rows
+    _shoot(alice, screenshots, "jobs-succeeded")
+
+
 def test_another_tenant_sees_none_of_it(
     service: Stack, big_job: str, screenshots: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -244,4 +302,12 @@ def test_screenshots_were_kept(screenshots: Path) -> None:
     target = os.environ.get("CONSOLE_SCREENSHOTS_DIR")
     if target:  # a copy for people to look at
         shutil.copytree(screenshots, target, dirs_exist_ok=True)
-    assert {"gallery-page-3.png", "item.png", "jobs-canceled.png", "bob-jobs.png", "job-finished.png"} <= set(kept)
+    wanted = {
+        "gallery-page-3.png",
+        "item.png",
+        "jobs-canceled.png",
+        "bob-jobs.png",
+        "job-finished.png",
+        "training-curves.png",
+    }
+    assert wanted | {"item-methods.png", "jobs-succeeded.png"} <= set(kept)

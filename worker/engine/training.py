@@ -67,7 +67,11 @@ def train_step(rt: Resources, tenant: str, job_id: str, step: int) -> None:
     record.progress = Progress(total=total, done=done, failed=0)
     services.jobs.save(record)
     metrics = "".join(json.dumps(row) + "\n" for row in pipeline.history)
-    ctx.write_file("metrics.jsonl", metrics.encode(), "application/x-ndjson")  # the curves grow step by step
+    metrics_key = ctx.write_file("metrics.jsonl", metrics.encode(), "application/x-ndjson")
+    # The curves grow step by step: listed among the job's files at once, not only once it has ended.
+    storage.put_json(
+        keys.job_files_index(tenant, job_id), {"metrics.jsonl": keys.relative_to_job(tenant, job_id, metrics_key)}
+    )
     if pipeline.done:
         _finish(services, record, pipeline, ctx)
         services.jobs.transition(tenant, job_id, JobStatus.succeeded, LIVE, progress=record.progress)

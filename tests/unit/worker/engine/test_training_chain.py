@@ -1,5 +1,6 @@
 """The training chain, whatever the kind: a step redelivered after it finished passes the chain on once,
-a cancel stops it, and a crash after the last checkpoint still finishes the job."""
+its curves so far are listed while it runs, a cancel stops it, and a crash after the last checkpoint
+still finishes the job."""
 
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ def test_a_redelivered_step_passes_the_chain_on_once(local_settings: Settings) -
     assert sent == [(TRAIN_STEP_TASK, ("local", job_id, 0))]
     train_step(rt, "local", job_id, 0)
     assert sent[-1] == (TRAIN_STEP_TASK, ("local", job_id, 1))
+    # The curves so far are among the job's files while it runs (the console draws them as they grow).
+    listed = services.storage.get_json(keys.job_files_index("local", job_id))
+    rows = services.storage.get_bytes(keys.in_job("local", job_id, listed["metrics.jsonl"])).splitlines()
+    assert len(rows) < 500  # (none yet where the first step ended mid-epoch)
     train_step(rt, "local", job_id, 0)  # redelivered after it finished
     assert len(sent) == 2  # the next step is not enqueued twice
     services.jobs.transition("local", job_id, JobStatus.canceled, frozenset({"queued", "running"}))
