@@ -40,7 +40,7 @@ class AppState:
         """How a request reads many small objects (a jobs page's records): at once on the reader threads
         where each read waits on the network, one after another where reads are local (threads made a
         page of 50 local records three times slower on two cores)."""
-        return self.readers.map if self.storage.reads_wait_on_network else map
+        return self.readers.map if self.storage.calls_wait_on_network else map
 
     @contextmanager
     def building(self, key: tuple[str, ...]) -> Iterator[None]:

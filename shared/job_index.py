@@ -1,8 +1,8 @@
 """A tenant's jobs by facet (kind, ended status, still open), so that a filtered jobs list reads only the
 jobs that match, not every record until a page is full (seconds for a filter few of 10k jobs match).
 
-Each facet is a folder of empty objects, one per job, kept in both orders (oldest and newest first),
-since a store lists keys in one direction only. A job enters ``kind-NAME`` and ``open`` when created,
+Each facet is a folder of empty objects, one per job, named to list newest first (the console's order);
+oldest first, a filtered list reads the facet's names (names only) and walks them backwards. A job enters ``kind-NAME`` and ``open`` when created,
 and on reaching an ended status leaves ``open`` for ``status-NAME``. ``open`` may hold a job that has
 since ended (a crash between the two writes, a rebuild racing a transition): the reader checks each job's
 live status anyway, and repairs such an entry when it meets one. Jobs from before the index are entered
@@ -41,9 +41,9 @@ class JobIndex:
         self._building: set[str] = set()
         self._lock = threading.Lock()
 
-    def created(self, tenant: str, job_id: str, kind: str) -> None:
-        for facet in (kind_facet(kind), OPEN):
-            self._enter(tenant, facet, job_id)
+    def entries_of_new_job(self, tenant: str, job_id: str, kind: str) -> list[str]:
+        """The empty objects a new job's creator writes (with its record, at once where the store is remote)."""
+        return [keys.jobs_index_entry(tenant, facet, job_id) for facet in (kind_facet(kind), OPEN)]
 
     def ended(self, tenant: str, job_id: str, status: JobStatus) -> None:
         """Called after the record holding the ended status is saved."""
@@ -63,14 +63,23 @@ class JobIndex:
     def ids(self, tenant: str, facets: list[str], newest_first: bool, after: str = "") -> Iterator[str]:
         """The ids of the jobs in every one of ``facets``, in order, from just after the job ``after``: the
         facets' listings walked side by side, names only (no record is read for a job that misses one)."""
-        listings = [self._names(tenant, facet, newest_first, after) for facet in facets]
-        for name in _in_every(listings):
-            yield name.split("-", 1)[1] if newest_first else name
+        if newest_first:
+            start = keys.jobs_index_entry(tenant, facets[0], after).rpartition("/")[2] if after else ""
+            names = _in_every([self._names(tenant, facet, start) for facet in facets])
+        else:
+            shared = set.intersection(*(set(self._names(tenant, facet, "")) for facet in facets))
+            # Oldest first as the records list (by id: creation time, then the id's random part).
+            oldest = sorted(shared, key=_by_id)
+            if after:
+                cursor = _by_id(keys.jobs_index_entry(tenant, facets[0], after).rpartition("/")[2])
+                oldest = [name for name in oldest if _by_id(name) > cursor]
+            names = iter(oldest)
+        for name in names:
+            yield name.split("-", 1)[1]
 
-    def _names(self, tenant: str, facet: str, newest_first: bool, after: str) -> Iterator[str]:
-        prefix = keys.jobs_index_prefix(tenant, facet, newest_first)
-        start_after = keys.jobs_index_entry(tenant, facet, after, newest_first) if after else ""
-        for info in self.storage.list(prefix, start_after=start_after):
+    def _names(self, tenant: str, facet: str, start_after: str) -> Iterator[str]:
+        prefix = keys.jobs_index_prefix(tenant, facet)
+        for info in self.storage.list(prefix, start_after=prefix + start_after if start_after else ""):
             yield info.key[len(prefix) :]
 
     def ready(self, tenant: str, records: Callable[[], Iterable[JobRecord]]) -> bool:
@@ -108,13 +117,17 @@ class JobIndex:
                 self._building.discard(tenant)
 
     def _enter(self, tenant: str, facet: str, job_id: str) -> None:
-        for newest_first in (True, False):
-            self.storage.put_bytes(keys.jobs_index_entry(tenant, facet, job_id, newest_first), b"")
+        self.storage.put_bytes(keys.jobs_index_entry(tenant, facet, job_id), b"")
 
     def _leave(self, tenant: str, facet: str, job_id: str) -> None:
-        for newest_first in (True, False):
-            with contextlib.suppress(NotFound):
-                self.storage.delete(keys.jobs_index_entry(tenant, facet, job_id, newest_first))
+        with contextlib.suppress(NotFound):
+            self.storage.delete(keys.jobs_index_entry(tenant, facet, job_id))
+
+
+def _by_id(name: str) -> tuple[int, str]:
+    """A newest-first name's place oldest first: its creation time, then its id."""
+    inverted, _, job_id = name.partition("-")
+    return -int(inverted, 16), job_id
 
 
 def _in_every(listings: list[Iterator[str]]) -> Iterator[str]:

@@ -125,15 +125,14 @@ def _newest_name(job_id: str) -> str:
     return f"{0xFFFFFFFFFFFF - millis:012x}-{job_id}"
 
 
-def jobs_index_prefix(tenant: str, facet: str, newest_first: bool) -> str:
+def jobs_index_prefix(tenant: str, facet: str) -> str:
     """Empty objects naming the tenant's jobs that share a facet (``kind-NAME``, ``status-NAME``, ``open``),
-    in one of the two orders, so that a filtered jobs list reads only the jobs that match."""
-    return f"{tenant_prefix(tenant)}index/{facet}/{'newest' if newest_first else 'oldest'}/"
+    newest first, so that a filtered jobs list reads only the jobs that match."""
+    return f"{tenant_prefix(tenant)}index/{facet}/"
 
 
-def jobs_index_entry(tenant: str, facet: str, job_id: str, newest_first: bool) -> str:
-    name = _newest_name(job_id) if newest_first else identifier(job_id, "job")
-    return jobs_index_prefix(tenant, facet, newest_first) + name
+def jobs_index_entry(tenant: str, facet: str, job_id: str) -> str:
+    return jobs_index_prefix(tenant, facet) + _newest_name(job_id)
 
 
 def jobs_index_built(tenant: str) -> str:

@@ -18,9 +18,9 @@ class ObjectInfo:
 class Storage(ABC):
     """Keys are '/'-separated, relative to the backend's root. Writes replace whole objects atomically."""
 
-    reads_wait_on_network = False
-    """True where a read mostly waits for a server (S3), so that many small reads gain from being made at
-    once on threads; a local file read is CPU work that threads only slow down under the GIL."""
+    calls_wait_on_network = False
+    """True where a call mostly waits for a server (S3), so that many small reads or writes gain from being
+    made at once on threads; a local file read is CPU work that threads only slow down under the GIL."""
 
     @abstractmethod
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...

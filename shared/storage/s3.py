@@ -36,7 +36,7 @@ def _failure(exc: Exception, what: str) -> Exception:
 
 
 class S3Storage(Storage):
-    reads_wait_on_network = True
+    calls_wait_on_network = True
 
     def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
         self.client = client

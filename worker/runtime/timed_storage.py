@@ -22,8 +22,8 @@ class TimedStorage(Storage):
         return getattr(self.inner, name)
 
     @property
-    def reads_wait_on_network(self) -> bool:  # type: ignore[override]
-        return self.inner.reads_wait_on_network
+    def calls_wait_on_network(self) -> bool:  # type: ignore[override]
+        return self.inner.calls_wait_on_network
 
     def _timed(self, operation: str, call: Callable[[], T]) -> T:
         start = time.perf_counter()
