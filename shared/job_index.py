@@ -67,20 +67,16 @@ class JobIndex:
             start = keys.jobs_index_entry(tenant, facets[0], after).rpartition("/")[2] if after else ""
             names = _in_every([self._names(tenant, facet, start) for facet in facets])
         else:
-            shared = set.intersection(*(set(self._names(tenant, facet, "")) for facet in facets))
-            # Oldest first as the records list (by id: creation time, then the id's random part).
-            oldest = sorted(shared, key=_by_id)
-            if after:
-                cursor = _by_id(keys.jobs_index_entry(tenant, facets[0], after).rpartition("/")[2])
-                oldest = [name for name in oldest if _by_id(name) > cursor]
-            names = iter(oldest)
+            stop = keys.jobs_index_entry(tenant, facets[0], after).rpartition("/")[2] if after else None
+            listings = [self._names(tenant, facet, "") for facet in facets]
+            names = _oldest_first(list(listings[0] if len(listings) == 1 else _in_every(listings)), stop)
         for name in names:
             yield name.split("-", 1)[1]
 
     def _names(self, tenant: str, facet: str, start_after: str) -> Iterator[str]:
         prefix = keys.jobs_index_prefix(tenant, facet)
-        for info in self.storage.list(prefix, start_after=prefix + start_after if start_after else ""):
-            yield info.key[len(prefix) :]
+        for key in self.storage.keys(prefix, start_after=prefix + start_after if start_after else ""):
+            yield key[len(prefix) :]
 
     def ready(self, tenant: str, records: Callable[[], Iterable[JobRecord]]) -> bool:
         """Whether the tenant's jobs are all in the index. If not, enter them on a thread of their own
@@ -124,10 +120,20 @@ class JobIndex:
             self.storage.delete(keys.jobs_index_entry(tenant, facet, job_id))
 
 
-def _by_id(name: str) -> tuple[int, str]:
-    """A newest-first name's place oldest first: its creation time, then its id."""
-    inverted, _, job_id = name.partition("-")
-    return -int(inverted, 16), job_id
+def _oldest_first(newest: list[str], after: str | None) -> Iterator[str]:
+    """Newest-first names walked backwards: oldest first, as the records list (by id: creation time, then
+    the id's random part, so jobs of one millisecond keep their order), from just after the name ``after``."""
+    end = len(newest)
+    while end > 0:
+        stamp = newest[end - 1][:12]
+        start = end - 1
+        while start > 0 and newest[start - 1][:12] == stamp:
+            start -= 1
+        for name in newest[start:end]:  # one millisecond's jobs: ascending already
+            # Later than ``after``: created later (a smaller inverted time), or in its millisecond, a greater id.
+            if after is None or name[:12] < after[:12] or (name[:12] == after[:12] and name > after):
+                yield name
+        end = start
 
 
 def _in_every(listings: list[Iterator[str]]) -> Iterator[str]:

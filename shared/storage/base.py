@@ -46,6 +46,10 @@ class Storage(ABC):
     def list(self, prefix: str, start_after: str = "", limit: int | None = None) -> Iterator[ObjectInfo]:
         """Objects under prefix in key order."""
 
+    def keys(self, prefix: str, start_after: str = "") -> Iterator[str]:
+        """The keys under prefix in key order, where their sizes are not needed (a backend may skip them)."""
+        return (info.key for info in self.list(prefix, start_after))
+
     @abstractmethod
     def delete(self, key: str) -> None: ...
 

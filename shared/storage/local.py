@@ -102,6 +102,18 @@ class LocalStorage(Storage):
                 return
             yield ObjectInfo(key, os.stat(os.path.join(root, key)).st_size)  # a key the walk found: no checks needed
 
+    def keys(self, prefix: str, start_after: str = "") -> Iterator[str]:
+        """As ``list``, without a stat per key (10k keys: a few ms, not a hundred)."""
+        base = self.path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
+        if not base.is_dir():
+            return
+        keys = self._sorted_keys(base)
+        first = max(bisect.bisect_left(keys, prefix), bisect.bisect_right(keys, start_after))
+        for key in keys[first:]:
+            if not key.startswith(prefix):
+                return
+            yield key
+
     def _sorted_keys(self, base: Path) -> builtins.list[str]:
         """Every key under ``base``, sorted. A flat folder's listing is kept while the folder's mtime stays
         the same (adding, renaming or removing an entry changes it), so each page of a tenant's 10k jobs

@@ -4,7 +4,7 @@ worker waits for the store, by operation, retries inside the client included."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, TypeVar
 
 from shared.storage import Storage
@@ -48,16 +48,10 @@ class TimedStorage(Storage):
         return self._timed("head", lambda: self.inner.size(key))
 
     def list(self, prefix: str, start_after: str = "", limit: int | None = None) -> Iterator[ObjectInfo]:
-        pages = iter(self.inner.list(prefix, start_after, limit))
-        while True:  # each step may fetch a page: time the steps, not the caller's work between them
-            start = time.perf_counter()
-            try:
-                info = next(pages)
-            except StopIteration:
-                return
-            finally:
-                STORE_SECONDS.labels("list").observe(time.perf_counter() - start)
-            yield info
+        return _timed_steps(self.inner.list(prefix, start_after, limit))
+
+    def keys(self, prefix: str, start_after: str = "") -> Iterator[str]:
+        return _timed_steps(self.inner.keys(prefix, start_after))
 
     def delete(self, key: str) -> None:
         self._timed("delete", lambda: self.inner.delete(key))
@@ -70,3 +64,17 @@ class TimedStorage(Storage):
 
     def ping(self) -> None:
         self._timed("ping", self.inner.ping)
+
+
+def _timed_steps(listing: Iterable[T]) -> Iterator[T]:
+    """A listing's steps timed as store lists (each may fetch a page), not the caller's work between them."""
+    steps = iter(listing)
+    while True:
+        start = time.perf_counter()
+        try:
+            entry = next(steps)
+        except StopIteration:
+            return
+        finally:
+            STORE_SECONDS.labels("list").observe(time.perf_counter() - start)
+        yield entry

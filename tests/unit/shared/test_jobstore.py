@@ -140,3 +140,19 @@ def test_jobs_from_before_the_index_and_open_entries_of_ended_jobs_are_listed_wh
     storage.delete(keys.jobs_index_entry("t", "status-succeeded", made[3]))
     assert [r.id for r in jobs.list("t", status=JobStatus.running)[0]] == []
     assert [r.id for r in jobs.list("t", status=JobStatus.succeeded)[0]] == [made[3]]
+
+
+def test_oldest_first_walks_newest_first_names_backwards_keeping_each_millisecond_in_id_order() -> None:
+    from shared import keys
+    from shared.job_index import _oldest_first
+
+    # Ids as made: 12 hex digits of creation time, then randomness; three jobs in one millisecond.
+    ids = ["j_000000000005aa", "j_000000000005bb", "j_000000000007aa"] + [
+        f"j_000000000009{r}" for r in ("aa", "bb", "cc")
+    ]
+    newest = sorted(keys.jobs_index_entry("t", "open", i).rpartition("/")[2] for i in ids)
+    names = [name.split("-", 1)[1] for name in _oldest_first(newest, None)]
+    assert names == ids  # the records' order: by id
+    for n, cursor in enumerate(ids):
+        after = keys.jobs_index_entry("t", "open", cursor).rpartition("/")[2]
+        assert [name.split("-", 1)[1] for name in _oldest_first(newest, after)] == ids[n + 1 :]
