@@ -40,6 +40,8 @@ def test_round_trip_list_delete(storage: Storage) -> None:
     assert storage.get_json("b/x.json") == {"k": [1, 2]}
     assert [o.key for o in storage.list("a/")] == ["a/1.bin", "a/2.bin"]
     assert [o.key for o in storage.list("a/", start_after="a/1.bin")] == ["a/2.bin"]
+    for prefix, start_after in (("a/", ""), ("a/", "a/1.bin"), ("a/1", ""), ("", ""), ("c/", "")):
+        assert list(storage.keys(prefix, start_after)) == [o.key for o in storage.list(prefix, start_after)]
     storage.delete("a/1.bin")
     assert not storage.exists("a/1.bin")
     with pytest.raises(NotFound):
