@@ -48,10 +48,11 @@ def test_archive_with_every_kind_of_broken_member(stack: Stack, tmp_path: Path) 
     heatmap = httpx.get(good["outputs"]["heatmap"])
     assert heatmap.status_code == 200 and heatmap.content.startswith(b"\x89PNG")
     assert httpx.get(results["report"]).text.count("<figure>") > 0
-    # Nothing outside the tenant's records, uploads and this job's prefix.
+    # Nothing outside the tenant's records (and their indexes), uploads and this job's prefix.
     allowed = (
         "tenants/alice/records/",
         "tenants/alice/newest/",
+        "tenants/alice/index/",
         "tenants/alice/uploads/",
         f"tenants/alice/jobs/{job['id']}/",
     )

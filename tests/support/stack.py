@@ -71,8 +71,14 @@ def wait_for_job(
 ) -> dict[str, Any]:
     until = until or {"succeeded", "failed", "canceled"}
     deadline = time.monotonic() + timeout
+    job: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
+        response = client.get(f"/v1/jobs/{job_id}")
+        if response.status_code == 503:  # a part the API needs is away (a store coming back): ask again
+            time.sleep(0.5)
+            continue
+        assert response.status_code == 200, response.text
+        job = response.json()
         if job["status"] in until:
             return dict(job)
         time.sleep(0.25)
