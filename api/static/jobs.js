@@ -14,7 +14,7 @@ export async function jobsView(main) {
   const where = el("span", { class: "muted" });
   const body = el("tbody", { id: "jobs-body" });
   const table = el("table", { id: "jobs" },
-    el("thead", {}, el("tr", {}, ...["Job", "Kind", "Status", "Progress", "Items/s", "ETA", "Failed", "Created", "Finished", ""].map((h) => el("th", { text: h })))), body);
+    el("thead", {}, el("tr", {}, ...["Job", "Kind", "Status", "Progress", "Rate", "ETA", "Failed", "Created", "Finished", ""].map((h) => el("th", { text: h })))), body);
   main.append(el("h1", { text: "Jobs" }), el("div", { class: "toolbar" }, status, kind, newer, older, where), table);
   let next = null;
 
@@ -44,7 +44,8 @@ export async function jobsView(main) {
       el("td", { text: job.kind }),
       el("td", {}, statusTag(job.status)),
       el("td", {}, progressBar(job)),
-      el("td", { class: "num", text: fixed(job.items_per_second, 2) }),
+      // A training job's progress counts epochs, a map job's items.
+      el("td", { class: "num", text: job.items_per_second === null || job.items_per_second === undefined ? "—" : `${fixed(job.items_per_second, 2)} ${job.kind.endsWith("_train") ? "epochs" : "items"}/s` }),
       el("td", { class: "num", text: LIVE.has(job.status) ? duration(job.eta_seconds) : "—" }),
       el("td", { class: "num", text: (job.progress && job.progress.failed) || 0 }),
       el("td", { text: when(job.created_at) }),
