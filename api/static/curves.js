@@ -4,7 +4,7 @@
 
 import { svg } from "./dom.js";
 
-const COLOURS = ["#1f5fbf", "#b42318", "#17803d", "#b54708", "#6941c6", "#0e7090"];
+const COLOURS = ["#1f5fbf", "#b42318", "#17803d", "#f79009", "#6941c6", "#0e7090"];
 const NOT_SERIES = new Set(["step", "epoch", "seconds", "time", "learning_rate"]);
 
 export async function curves(url) {
