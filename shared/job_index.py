@@ -2,10 +2,11 @@
 jobs that match, not every record until a page is full (seconds for a filter few of 10k jobs match).
 
 Each facet is a folder of empty objects, one per job, named to list newest first (the console's order);
-oldest first, a filtered list reads the facet's names (names only) and walks them backwards. A job enters ``kind-NAME`` and ``open`` when created,
-and on reaching an ended status leaves ``open`` for ``status-NAME``. ``open`` may hold a job that has
-since ended (a crash between the two writes, a rebuild racing a transition): the reader checks each job's
-live status anyway, and repairs such an entry when it meets one. Jobs from before the index are entered
+oldest first, a filtered list reads the facet's names (names only) and walks them backwards. A job
+enters ``kind-NAME`` and ``open`` when created, and on reaching an ended status leaves ``open`` for
+``status-NAME``. ``open`` may hold a job that has since ended (a crash between the two writes, a
+rebuild racing a transition): the reader checks each job's live status anyway, and repairs such an
+entry when it meets one. Jobs from before the index are entered
 once per tenant, on a thread started by the first filtered list, before a marker records that the index is
 built; until then a filtered list scans the records as it did before the index (correct, but slow).
 """

@@ -41,7 +41,7 @@ class JobStore:
             lambda: self.storage.put_json(keys.live_job(record.id), {"tenant": tenant}),
             *(lambda key=key: self.storage.put_bytes(key, b"") for key in empty),
         ]
-        if self.storage.calls_wait_on_network:  # seven PUTs in the time of one: submission latency
+        if self.storage.calls_wait_on_network:  # five PUTs in the time of one: submission latency
             for future in [self._writers.submit(write) for write in writes]:
                 future.result()
         else:

@@ -90,15 +90,9 @@ class LocalStorage(Storage):
         return path.stat().st_size if path.is_file() else None
 
     def list(self, prefix: str, start_after: str = "", limit: int | None = None) -> Iterator[ObjectInfo]:
-        base = self.path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
-        if not base.is_dir():
-            return
-        keys = self._sorted_keys(base)
-        # Keys under a prefix are contiguous once sorted: start at the first after both, stop past them.
-        first = max(bisect.bisect_left(keys, prefix), bisect.bisect_right(keys, start_after))
         root = str(self.root)
-        for count, key in enumerate(keys[first:]):
-            if not key.startswith(prefix) or (limit is not None and count >= limit):
+        for count, key in enumerate(self.keys(prefix, start_after)):
+            if limit is not None and count >= limit:
                 return
             yield ObjectInfo(key, os.stat(os.path.join(root, key)).st_size)  # a key the walk found: no checks needed
 
@@ -108,6 +102,7 @@ class LocalStorage(Storage):
         if not base.is_dir():
             return
         keys = self._sorted_keys(base)
+        # Keys under a prefix are contiguous once sorted: start at the first after both, stop past them.
         first = max(bisect.bisect_left(keys, prefix), bisect.bisect_right(keys, start_after))
         for key in keys[first:]:
             if not key.startswith(prefix):
