@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -47,6 +48,19 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+_last_id = [0, 0]  # the millisecond and the random part of the last id made in this process
+_last_id_lock = threading.Lock()
+
+
 def new_id(prefix: str) -> str:
-    """A time-ordered id: millisecond timestamp then randomness, so keys list in creation order."""
-    return f"{prefix}{int(time.time() * 1000):012x}{os.urandom(6).hex()}"
+    """A time-ordered id: millisecond timestamp then randomness, so keys list in creation order. Ids made
+    in the same millisecond by one process follow each other (the random part of the last, plus one: a
+    tenant's jobs submitted in a burst list in the order they were made); across processes, to the ms."""
+    with _last_id_lock:
+        millisecond = int(time.time() * 1000)
+        if millisecond <= _last_id[0]:  # the same millisecond, or the clock stepped back
+            millisecond, random_part = _last_id[0], _last_id[1] + 1
+        else:
+            random_part = int.from_bytes(os.urandom(6)) >> 1  # below 2**47: room to count up
+        _last_id[:] = [millisecond, random_part]
+    return f"{prefix}{millisecond:012x}{random_part:012x}"
