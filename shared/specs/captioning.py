@@ -107,6 +107,13 @@ class CaptioningTrainSpec(TrainingSpec):
         le=100.0,
         description="lambda of the doubly stochastic penalty sum_i (1 - sum_t alpha_ti)^2, averaged over the L locations",
     )
+    sharpness: float = Field(
+        0.0,
+        ge=0.0,
+        le=10.0,
+        description="soft: weight of a penalty on each word's attention entropy (per word, as the cross-entropy), "
+        "so that a word is made from few locations, not a blend of the image (0: the paper's loss)",
+    )
     entropy_weight: float = Field(0.01, ge=0.0, le=10.0, description="hard: weight of the attention entropy bonus")
     baseline_decay: float = Field(
         0.9, ge=0.0, lt=1.0, description="hard: moving-average baseline b = d b + (1 - d) log p(y)"

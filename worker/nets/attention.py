@@ -1,4 +1,5 @@
-"""Soft attention over the L annotation vectors (Xu et al. 2015, eq. 4-6) and its doubly stochastic penalty.
+"""Soft attention over the L annotation vectors (Xu et al. 2015, eq. 4-6), its doubly stochastic penalty and
+the entropy of each step's map (a penalty on it sharpens the maps).
 
 e_ti = w . tanh(W_a a_i + W_h h_{t-1}),  alpha_t = softmax_i(e_ti). The projection W_a a_i does not depend
 on t: it is computed once per image (``project``) and reused at every step and by every beam."""
@@ -31,3 +32,10 @@ def doubly_stochastic_penalty(alphas: torch.Tensor, mask: torch.Tensor) -> torch
     steps (``mask`` (B, T) marks them), about as much attention in all as any other. alphas: (B, T, L)."""
     total = (alphas * mask[:, :, None].to(alphas.dtype)).sum(dim=1)
     return ((1.0 - total) ** 2).sum(dim=-1)
+
+
+def attention_entropy(alphas: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """- sum_i alpha_ti log alpha_ti summed over the caption's steps (``mask`` (B, T)), per caption: 0 when
+    every step looks at one location, T log L when every step looks everywhere. alphas: (B, T, L)."""
+    per_step = -(alphas * torch.log(alphas.clamp_min(1e-12))).sum(dim=-1)
+    return (per_step * mask.to(alphas.dtype)).sum(dim=1)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from shared.specs.captioning import CaptioningTrainSpec
-from worker.nets.attention import doubly_stochastic_penalty
+from worker.nets.attention import attention_entropy, doubly_stochastic_penalty
 from worker.nets.caption_decoder import AttentionDecoder
 from worker.nets.caption_search import Decoded, beam_search, greedy
 from worker.nets.grid_encoder import GridEncoder
@@ -42,7 +42,7 @@ class CaptionTrainer:
         )
         self.epoch = 0  # epochs finished
         self.batch_index = 0  # batches finished in the current epoch
-        self.running = {"loss": 0.0, "cross_entropy": 0.0, "penalty": 0.0, "batches": 0.0}
+        self.running = {"loss": 0.0, "cross_entropy": 0.0, "penalty": 0.0, "attention_entropy": 0.0, "batches": 0.0}
         self.history: list[dict[str, float]] = []
         self.best_bleu4 = -1.0
         self.best_epoch = 0
@@ -103,6 +103,9 @@ class CaptionTrainer:
         # penalty's floor (L - T)^2 / L dwarfs the captions' loss and flattens every attention map.)
         penalty = doubly_stochastic_penalty(out.alphas, mask).mean() / out.alphas.shape[-1]
         loss = cross_entropy + spec.doubly_stochastic * penalty
+        sharpness = attention_entropy(out.alphas.detach() if self.hard else out.alphas, mask).sum() / tokens
+        if spec.sharpness > 0 and not self.hard:
+            loss = loss + spec.sharpness * sharpness
         if self.hard and out.location_log_probs is not None and out.entropy is not None:
             # REINFORCE (Xu et al. eq. 12): the reward of the sampled locations is log p(y | locations),
             # less a moving-average baseline; the entropy bonus keeps the attention from collapsing early.
@@ -126,6 +129,7 @@ class CaptionTrainer:
         self.running["loss"] += float(loss.detach())
         self.running["cross_entropy"] += float(cross_entropy.detach())
         self.running["penalty"] += float(penalty.detach())
+        self.running["attention_entropy"] += float(sharpness.detach())
         self.running["batches"] += 1
 
     def _end_epoch(self) -> None:
@@ -141,6 +145,7 @@ class CaptionTrainer:
                 "train_loss": self.running["loss"] / batches,
                 "train_cross_entropy": self.running["cross_entropy"] / batches,
                 "train_penalty": self.running["penalty"] / batches,
+                "train_attention_entropy": self.running["attention_entropy"] / batches,
                 "val_bleu4": round(score, 6),
             }
         )
@@ -216,7 +221,8 @@ class CaptionTrainer:
             load_optimizer(self.encoder_optimizer, tensors, "encoder_optimizer")
         self.best = {name[5:]: value.to(self.device) for name, value in tensors.items() if name.startswith("best.")}
         self.epoch, self.batch_index = int(progress["epoch"]), int(progress["batch_index"])
-        self.running = {k: float(v) for k, v in progress["running"].items()}
+        # A checkpoint from before a running figure was added resumes that figure at 0.
+        self.running = {**dict.fromkeys(self.running, 0.0), **{k: float(v) for k, v in progress["running"].items()}}
         self.history = list(progress["history"])
         self.best_bleu4, self.best_epoch = float(progress["best_bleu4"]), int(progress["best_epoch"])
         self.stale, self.stopped = int(progress["stale"]), bool(progress["stopped"])

@@ -1,5 +1,6 @@
 """The captioner's networks: attention is a distribution over the locations, the doubly stochastic penalty
-is zero exactly when every location gets one unit of attention over the caption, greedy decoding is beam
+is zero exactly when every location gets one unit of attention over the caption, the attention's entropy
+runs from 0 (one location) to log L (all alike) over the caption's steps, greedy decoding is beam
 search of width 1, a wider beam never finds a less probable caption, and the reported log-probability
 is the model's own for the caption it returns."""
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from worker.nets.attention import doubly_stochastic_penalty
+from worker.nets.attention import attention_entropy, doubly_stochastic_penalty
 from worker.nets.caption_decoder import AttentionDecoder
 from worker.nets.caption_search import beam_search, greedy
 from worker.nets.grid_encoder import GridEncoder, backbone, with_coordinates
@@ -66,6 +67,21 @@ def test_doubly_stochastic_penalty_is_zero_for_uniform_attention_over_t_equal_l_
     half = mask.clone()
     half[:, locations // 2 :] = 0
     torch.testing.assert_close(doubly_stochastic_penalty(uniform, half), torch.full((2,), locations * 0.25))
+
+
+def test_attention_entropy_is_zero_on_one_location_and_log_l_on_all_alike_per_unmasked_step() -> None:
+    locations = 9
+    uniform = torch.full((2, 4, locations), 1.0 / locations)
+    peaked = torch.zeros(2, 4, locations)
+    peaked[:, :, 3] = 1.0
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    torch.testing.assert_close(attention_entropy(peaked, mask), torch.zeros(2))
+    expected = torch.log(torch.tensor(float(locations))) * torch.tensor([4.0, 2.0])
+    torch.testing.assert_close(attention_entropy(uniform, mask), expected)
+    # Its gradient sharpens: a step down it moves mass towards the location that already has the most.
+    energies = torch.tensor([[[0.5, 0.2, 0.1]]], requires_grad=True)
+    attention_entropy(torch.softmax(energies, dim=-1), torch.ones(1, 1)).sum().backward()
+    assert energies.grad is not None and float(energies.grad[0, 0, 0]) < 0 < float(energies.grad[0, 0, 2])
 
 
 @pytest.mark.parametrize("seed", [0, 2, 3])
