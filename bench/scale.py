@@ -3,15 +3,16 @@
 ``stack``: a big archive of small JPEGs through the distributed stack on this machine (redis-server,
 SeaweedFS, the API, two workers; spectral residual, packed outputs): throughput over the first and the
 last window of items and their ratio, peak RSS of every process sampled through the run (and at each
-quarter, to show it flat), planning and finalising times, every item exactly once checked from the
-results pages, and the objects in the store per item (packed here; per-item from a small second job).
+quarter, to show it flat), the CPU time of every process in every window, planning and finalising
+times, every item exactly once checked from the results pages, and the objects in the store per item
+(packed here; per-item from a small second job). ``--warmup N`` runs a job of N items first.
 
 ``planning``: planning alone, in-process against the same kind of S3 server, for a plain tar, a tar.gz
 and a zip of the same members: MB/s, members/s, steps, and what it writes to the store.
 
 ``pages``: a million-item job made of generated shard manifests (``bench/scale_pages.py``).
 
-    .venv/bin/python bench/scale.py stack [--items 100000] [--window 10000] [--workers 2]
+    .venv/bin/python bench/scale.py stack [--items 100000] [--window 10000] [--workers 2] [--warmup 20000]
     .venv/bin/python bench/scale.py planning [--items 100000]
     .venv/bin/python bench/scale.py pages [--items 1000000]
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -68,13 +70,29 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_s(pid: int) -> float:
+    """The process's CPU time so far (user + system), in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_idle_s() -> float:
+    """Idle CPU time of the whole machine so far (idle + iowait, every core), in seconds."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
+
+
 def children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
 
 
 class Sampler:
-    """Every half second: the job's progress, whether planning is done, and every process's RSS."""
+    """Every half second: the job's progress, whether planning is done, every process's RSS and CPU time,
+    and the machine's idle time."""
 
     def __init__(self, client: Any, job_id: str, processes: dict[str, int]) -> None:
         self.client, self.job_id, self.processes = client, job_id, processes
@@ -91,13 +109,15 @@ class Sampler:
                 page = self.client.get(f"/v1/jobs/{self.job_id}/results", params={"limit": 1}).json()
                 if page["planned"]:
                     self.planned_at = now
-            rss = {name: rss_mb(pid) for name, pid in self.processes.items()}
-            for name, pid in list(self.processes.items()):
+            pids = dict(self.processes)
+            for name, pid in self.processes.items():
                 if name.startswith("worker") and "." not in name:
                     for number, child in enumerate(children(pid)):
-                        rss[f"{name}.child{number}"] = rss_mb(child)
+                        pids[f"{name}.child{number}"] = child
+            rss = {name: rss_mb(pid) for name, pid in pids.items()}
+            cpu = {name: cpu_s(pid) for name, pid in pids.items()} | {"idle": machine_idle_s()}
             done = job["progress"]["done"] + job["progress"]["failed"]
-            self.samples.append({"t": now, "done": done, "status": job["status"], "rss": rss})
+            self.samples.append({"t": now, "done": done, "status": job["status"], "rss": rss, "cpu": cpu})
 
     def __enter__(self) -> Sampler:
         self._thread.start()
@@ -106,6 +126,13 @@ class Sampler:
     def __exit__(self, *_exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+    def cpu_between(self, first: int, last: int) -> dict[str, float]:
+        """CPU seconds each process (and the machine's idle time) used while items ``first`` to ``last`` were
+        done, from the samples nearest those counts."""
+        start = next(s for s in self.samples if s["done"] >= first)
+        end = next(s for s in self.samples if s["done"] >= last)
+        return {name: round(end["cpu"][name] - start["cpu"].get(name, 0.0), 1) for name in end["cpu"]}
 
     def time_at(self, count: int) -> float:
         """When ``count`` items were done (linear between samples)."""
@@ -160,6 +187,8 @@ def stack(args: argparse.Namespace) -> None:
             processes = {"api": running.api.pid, "redis": redis_proc.pid, "seaweedfs": weed.pid}
             processes |= {f"worker{i}": worker.pid for i, worker in enumerate(running.workers)}
             time.sleep(20)  # the workers start (not part of the timing)
+            if args.warmup:
+                warm(client, work, args.warmup)
             start = time.monotonic()
             job = client.post("/v1/jobs", json={**SPEC, "input": uri}).json()
             with Sampler(client, job["id"], processes) as sampler:
@@ -184,6 +213,18 @@ def stack(args: argparse.Namespace) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def warm(client: Any, work: Path, items: int) -> None:
+    """A job of ``items`` run to its end before the timed one, on the same processes and store: what a
+    stack that has run before gives a job (the workers' first shards, the store after a big upload)."""
+    path = work / "warm.tar"
+    make_archive(path, items)
+    started = time.monotonic()
+    job_id = client.post("/v1/jobs", json={**SPEC, "input": upload_archive(client, path)}).json()["id"]
+    while client.get(f"/v1/jobs/{job_id}").json()["status"] not in ("succeeded", "failed", "canceled"):
+        time.sleep(1)
+    emit(figure="warmup_job", items=items, seconds=round(time.monotonic() - started, 1))
+
+
 def upload_small(client: Any, work: Path) -> str:
     path = work / "small.tar"
     make_archive(path, 2000)
@@ -201,6 +242,10 @@ def report(sampler: Sampler, start: float, args: argparse.Namespace) -> None:
     starts = range(0, args.items - window + 1, window)
     rates = [window / (sampler.time_at(start + window) - sampler.time_at(max(start, 1))) for start in starts]
     emit(figure="every_window_items_per_s", values=[round(rate, 1) for rate in rates], window=window)
+    # Where the machine's CPU went in each window: a window slower than the rest shows what else ran in it.
+    for start_at in starts:
+        used = sampler.cpu_between(max(start_at, 1), start_at + window)
+        emit(figure="cpu_s_in_window", window_start=start_at, **used)
     emit(figure="whole_job_items_per_s", value=round(args.items / (samples[-1]["t"] - start), 1))
     if sampler.planned_at is not None:
         emit(figure="planning_s", value=round(sampler.planned_at - start, 1), note="while shards already run")
@@ -240,6 +285,7 @@ def main() -> None:
     run.add_argument("--window", type=int, default=10_000)
     run.add_argument("--workers", type=int, default=2)
     run.add_argument("--shard-items", type=int, default=256)
+    run.add_argument("--warmup", type=int, default=0, help="run a job of this many items first (0: none)")
     plan = sub.add_parser("planning")
     plan.add_argument("--items", type=int, default=100_000)
     pages = sub.add_parser("pages")

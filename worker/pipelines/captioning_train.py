@@ -192,6 +192,9 @@ def curves_png(history: list[dict[str, float]]) -> bytes:
     figure, axes = new_figure(2, (9, 3.4))
     axes[0].plot(epochs, [h["train_cross_entropy"] for h in history], label="cross-entropy")
     axes[0].plot(epochs, [h["train_penalty"] for h in history], label="doubly stochastic penalty")
+    if all("train_attention_entropy" in h for h in history):  # (not in models trained before it was kept)
+        entropy = [h["train_attention_entropy"] for h in history]
+        axes[0].plot(epochs, entropy, label="attention entropy per word (nats)")
     axes[0].set(xlabel="epoch", title="training loss")
     axes[1].plot(epochs, [h["val_bleu4"] for h in history], label="validation BLEU-4 (greedy)")
     axes[1].set(xlabel="epoch", ylim=(0, 1.01), title="BLEU-4")
