@@ -48,19 +48,17 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-_last_id = [0, 0]  # the millisecond and the random part of the last id made in this process
+_last_millisecond = [0]  # of the last id made in this process
 _last_id_lock = threading.Lock()
 
 
 def new_id(prefix: str) -> str:
-    """A time-ordered id: millisecond timestamp then randomness, so keys list in creation order. Ids made
-    in the same millisecond by one process follow each other (the random part of the last, plus one: a
-    tenant's jobs submitted in a burst list in the order they were made); across processes, to the ms."""
+    """A time-ordered id: millisecond timestamp then randomness, so keys list in creation order. One process
+    never gives two ids the same millisecond: an id made within the last one's takes the next (a burst of
+    a thousand runs a second ahead of the clock), so a tenant's jobs submitted together list, newest
+    first or oldest first, in the order they were made; ids from two processes in one millisecond list
+    in either order."""
     with _last_id_lock:
-        millisecond = int(time.time() * 1000)
-        if millisecond <= _last_id[0]:  # the same millisecond, or the clock stepped back
-            millisecond, random_part = _last_id[0], _last_id[1] + 1
-        else:
-            random_part = int.from_bytes(os.urandom(6)) >> 1  # below 2**47: room to count up
-        _last_id[:] = [millisecond, random_part]
-    return f"{prefix}{millisecond:012x}{random_part:012x}"
+        millisecond = max(int(time.time() * 1000), _last_millisecond[0] + 1)  # (also if the clock stepped back)
+        _last_millisecond[0] = millisecond
+    return f"{prefix}{millisecond:012x}{os.urandom(6).hex()}"
