@@ -91,7 +91,9 @@ class JobStore:
             live = self.coordinator.progress(job_id)
         except Retryable:
             return self._with_snapshot(record)
-        if status is not None:
+        if status is not None and JobStatus(status) not in TERMINAL:
+            # An ending shows once the record holds it with its reason: the status changes first, and a
+            # reader between the two writes would see a job failed for no reason it could give.
             record.status = JobStatus(status)
         if live is not None:
             record.progress = Progress(total=live.total, done=live.done, failed=live.failed)
@@ -123,18 +125,28 @@ class JobStore:
         if not self.coordinator.set_status(job_id, status.value, only_from):
             return None
         record = self.get(tenant, job_id)
-        record.status = status
         if status == JobStatus.running and record.started_at is None:
             record.started_at = now()
+        return self._record_status(record, status, **fields)
+
+    def record_ending(self, record: JobRecord, status: JobStatus) -> JobRecord:
+        """Write the ending the coordinator holds for a job whose record never got it (the process that
+        ended the job stopped between the two writes); a failure's own reason is lost with it."""
+        record = self._with_snapshot(record)
+        reason = "the job failed; its reason was lost (the process that ended it stopped before recording it)"
+        return self._record_status(record, status, **({"error": reason} if status == JobStatus.failed else {}))
+
+    def _record_status(self, record: JobRecord, status: JobStatus, **fields: object) -> JobRecord:
+        record.status = status
         if status in TERMINAL:
             record.finished_at = now()
         for name, value in fields.items():
             setattr(record, name, value)
         self.save(record)
         if status in TERMINAL:
-            self.index.ended(tenant, job_id, status)
+            self.index.ended(record.tenant, record.id, status)
         if status in (JobStatus.succeeded, JobStatus.failed):
-            self.retire(job_id)  # a canceled job is retired once its remaining work has wound down
+            self.retire(record.id)  # a canceled job is retired once its remaining work has wound down
         return record
 
     def list(

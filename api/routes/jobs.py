@@ -168,5 +168,6 @@ def cancel(job_id: str, state: State, tenant: Tenant) -> JobView:
         raise ApiError(409, "conflict", f"job already {record.status.value}")
     updated = state.jobs.transition(tenant, job_id, JobStatus.canceled, LIVE)
     if updated is None:
-        raise ApiError(409, "conflict", f"job already {state.jobs.get(tenant, job_id).status.value}")
+        ended = state.jobs.coordinator.get_status(job_id) or "ended"  # its record may not say so yet
+        raise ApiError(409, "conflict", f"job already {ended}")
     return JobView.of(updated)

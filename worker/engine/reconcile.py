@@ -162,7 +162,11 @@ def restore_job(services: Services, tenant: str, job: str) -> list[str]:
     if status is None:
         coordinator.set_status(job, record.status.value)
         status = record.status.value
-    if JobStatus(status) in TERMINAL and JobStatus(status) is not JobStatus.canceled:
+    if JobStatus(status) in TERMINAL and record.status not in TERMINAL:
+        services.jobs.record_ending(record, JobStatus(status))  # retires it unless canceled (wound down below)
+        if JobStatus(status) is not JobStatus.canceled:
+            return [f"{job}: already {status}; its record completed and retired"]
+    elif JobStatus(status) in TERMINAL and JobStatus(status) is not JobStatus.canceled:
         services.jobs.retire(job)
         return [f"{job}: already {status}; retired"]
     if status == JobStatus.queued.value:  # never started (or its start was lost): start it

@@ -32,7 +32,7 @@ def train_step(rt: Resources, tenant: str, job_id: str, step: int) -> None:
     services = rt.services
     storage, coordinator = services.storage, services.coordinator
     record = services.jobs.get(tenant, job_id)
-    if record.status not in (JobStatus.queued, JobStatus.running):
+    if (coordinator.get_status(job_id) or record.status.value) not in LIVE:
         _stop(services, job_id, step)  # canceled or already finished: the chain stops here
         return
     latest = _latest(services, tenant, job_id)

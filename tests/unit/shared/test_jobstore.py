@@ -156,3 +156,31 @@ def test_oldest_first_walks_newest_first_names_backwards_keeping_each_millisecon
     for n, cursor in enumerate(ids):
         after = keys.jobs_index_entry("t", "open", cursor).rpartition("/")[2]
         assert [name.split("-", 1)[1] for name in _oldest_first(newest, after)] == ids[n + 1 :]
+
+
+def test_an_ending_shows_only_once_its_record_holds_the_reason_and_an_unwritten_one_is_completed(
+    tmp_path: Path,
+) -> None:
+    from shared.jobs import JobStatus
+    from shared.jobstore import LIVE
+
+    storage = LocalStorage(tmp_path / "store", secret=b"s")
+    coordinator = SqliteCoordinator(tmp_path / "c.sqlite3")
+    jobs = JobStore(storage, coordinator)
+    record = jobs.create("alice", "saliency", {"kind": "saliency"}, None)
+    jobs.transition("alice", record.id, JobStatus.running, LIVE)
+    # The status changes first; a reader between that and the record's write sees the job still running,
+    # never "failed" with no error.
+    assert coordinator.set_status(record.id, JobStatus.failed.value, LIVE)
+    seen = jobs.get("alice", record.id)
+    assert seen.status == JobStatus.running and seen.error is None
+    # The process that ended it stopped there: the ending is completed from the coordinator, with a reason.
+    ended = jobs.record_ending(jobs.load("alice", record.id), JobStatus.failed)
+    seen = jobs.get("alice", record.id)
+    assert seen.status == JobStatus.failed == ended.status and seen.error and "lost" in seen.error
+    assert seen.finished_at is not None
+    assert jobs.live() == []
+    # A whole transition shows at once, its reason with it.
+    other = jobs.create("alice", "saliency", {"kind": "saliency"}, None)
+    jobs.transition("alice", other.id, JobStatus.failed, LIVE, error="not an archive")
+    assert jobs.get("alice", other.id).error == "not an archive"

@@ -148,3 +148,22 @@ def test_a_coordinator_that_lost_its_state_is_restored_from_the_store(local_sett
     progress = coordinator.progress(job)
     assert progress is not None and progress.shards_done == 1 and progress.done > 0  # shard 0's items, once
     assert reconcile(fresh.services, FakeBroker()) == []  # restored once; now all of it is on record
+
+
+def test_an_ending_decided_but_never_written_is_completed_by_the_audit(local_settings: Settings) -> None:
+    from shared.jobstore import LIVE
+
+    rt = recording_resources(local_settings)
+    rt.services.coordinator.set_epoch("e")
+    jobs = rt.services.jobs
+    spec = parse_spec({"kind": "saliency", "method": "spectral_residual", "input": "upload://u1"})
+    job = jobs.create("local", spec.kind, spec.model_dump(mode="json"), None).id
+    jobs.transition("local", job, JobStatus.running, LIVE)
+    rt.services.coordinator.set_status(job, JobStatus.failed.value, LIVE)  # then the process ending it died
+    assert jobs.get("local", job).status == JobStatus.running
+    assert reconcile(rt.services, FakeBroker(), audit=True) == [
+        f"{job}: already failed; its record completed and retired"
+    ]
+    record = jobs.get("local", job)
+    assert record.status == JobStatus.failed and record.error and record.finished_at is not None
+    assert jobs.live() == [] and sent_tasks(rt) == []
