@@ -7,7 +7,7 @@ from typing import Any
 from celery import Celery
 
 from shared.errors import Retryable
-from shared.queueing import QUEUE, celery_config
+from shared.queueing import celery_config, queue_of
 from shared.settings import Settings
 
 
@@ -21,7 +21,7 @@ class TaskQueue:
             self.app.send_task(
                 name,
                 args=args,
-                queue=QUEUE,
+                queue=queue_of(name),
                 retry=True,
                 retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
             )

@@ -13,6 +13,7 @@ and a zip of the same members: MB/s, members/s, steps, and what it writes to the
 ``pages``: a million-item job made of generated shard manifests (``bench/scale_pages.py``).
 
     .venv/bin/python bench/scale.py stack [--items 100000] [--window 10000] [--workers 2] [--warmup 20000]
+                                          [--control-worker]
     .venv/bin/python bench/scale.py planning [--items 100000]
     .venv/bin/python bench/scale.py pages [--items 1000000]
 """
@@ -111,7 +112,7 @@ class Sampler:
                     self.planned_at = now
             pids = dict(self.processes)
             for name, pid in self.processes.items():
-                if name.startswith("worker") and "." not in name:
+                if (name.startswith("worker") or name == "control") and "." not in name:
                     for number, child in enumerate(children(pid)):
                         pids[f"{name}.child{number}"] = child
             rss = {name: rss_mb(pid) for name, pid in pids.items()}
@@ -180,12 +181,14 @@ def stack(args: argparse.Namespace) -> None:
     bucket = new_bucket(endpoint, *KEYS)
     env = distributed_env(f"redis://127.0.0.1:{redis_port}", endpoint, bucket, FOVEA_SHARD_ITEMS=str(args.shard_items))
     env |= {"FOVEA_S3_ACCESS_KEY_ID": KEYS[0], "FOVEA_S3_SECRET_ACCESS_KEY": KEYS[1], "OMP_NUM_THREADS": "1"}
-    running = Stack(work / "stack", env, workers=args.workers)
+    running = Stack(work / "stack", env, workers=args.workers, control_worker=args.control_worker)
     try:
         with running.client("key-a") as client:
             uri = upload_archive(client, archive)
             processes = {"api": running.api.pid, "redis": redis_proc.pid, "seaweedfs": weed.pid}
             processes |= {f"worker{i}": worker.pid for i, worker in enumerate(running.workers)}
+            if running.control is not None:
+                processes["control"] = running.control.pid
             time.sleep(20)  # the workers start (not part of the timing)
             if args.warmup:
                 warm(client, work, args.warmup)
@@ -286,6 +289,11 @@ def main() -> None:
     run.add_argument("--workers", type=int, default=2)
     run.add_argument("--shard-items", type=int, default=256)
     run.add_argument("--warmup", type=int, default=0, help="run a job of this many items first (0: none)")
+    run.add_argument(
+        "--control-worker",
+        action="store_true",
+        help="plan and finalise on a control worker of its own (nice 10); the workers take items only",
+    )
     plan = sub.add_parser("planning")
     plan.add_argument("--items", type=int, default=100_000)
     pages = sub.add_parser("pages")

@@ -69,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="start a Celery worker (one process per GPU)")
     worker.add_argument("--concurrency", type=int, default=1)
+    worker.add_argument(
+        "--queues",
+        default="items,control",
+        help="what it takes: items (shards, training steps: the GPU work) and/or control (planning and "
+        "finalising jobs: store and coordinator work, no model). Default both; a deployment with a control "
+        "worker of its own gives its GPU workers 'items' only",
+    )
+    worker.add_argument(
+        "--nice", type=int, default=0, help="lower its CPU priority by this much (e.g. 10 for a control worker)"
+    )
 
     def spec_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("spec", nargs="?", help="job spec JSON file ('-' for stdin); see the README for fields")
@@ -145,7 +155,12 @@ def _dispatch(args: argparse.Namespace, settings: object) -> int:
         return 0
     if args.command == "worker":
         stack.prepare_environment(get_settings())
-        return stack.run_worker(get_settings(), args.concurrency)
+        queues = tuple(name.strip() for name in args.queues.split(",") if name.strip())
+        try:
+            stack.worker_command(args.concurrency, queues=queues)
+        except ValueError as exc:
+            raise commands.UsageError([f"--queues: {exc}"]) from exc
+        return stack.run_worker(get_settings(), args.concurrency, queues, args.nice)
     if args.command == "run":
         stack.prepare_environment(get_settings())
         spec = commands.checked_spec(commands.load_spec(args.spec, args.overrides))

@@ -11,13 +11,20 @@ import tempfile
 import time
 from pathlib import Path
 
+from shared.queueing import QUEUES
 from shared.settings import Settings
 
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def worker_command(concurrency: int, loglevel: str = "INFO", events: bool = False) -> list[str]:
-    """``events``: send task events and heartbeats (Flower shows them); otherwise the quiet default."""
+def worker_command(
+    concurrency: int, loglevel: str = "INFO", events: bool = False, queues: tuple[str, ...] = tuple(QUEUES)
+) -> list[str]:
+    """``events``: send task events and heartbeats (Flower shows them); otherwise the quiet default.
+    ``queues``: which of ``items`` (shards, training steps) and ``control`` (planning, finalising) it takes."""
+    unknown = sorted(set(queues) - set(QUEUES))
+    if unknown or not queues:
+        raise ValueError(f"unknown queue(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(QUEUES)}")
     # One prefork child per GPU is the rule; --concurrency > 1 only makes sense on CPU.
     command = [
         sys.executable,
@@ -33,7 +40,7 @@ def worker_command(concurrency: int, loglevel: str = "INFO", events: bool = Fals
         "--loglevel",
         loglevel,
         "-Q",
-        "fovea",
+        ",".join(QUEUES[name] for name in queues),
         "--without-gossip",
         "--without-mingle",
     ]
@@ -87,11 +94,14 @@ def run_api(host: str, port: int) -> None:
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="warning", access_log=False)
 
 
-def run_worker(settings: Settings, concurrency: int) -> int:
+def run_worker(settings: Settings, concurrency: int, queues: tuple[str, ...] = tuple(QUEUES), nice: int = 0) -> int:
     """Replace this process with the Celery worker, so signals reach it directly (the process keeps its
-    id, so the metrics folder named after it stays its own)."""
+    id, so the metrics folder named after it stays its own). ``nice``: run it (and its pool) at a lower
+    CPU priority, for a control worker beside item workers on the same cores."""
     os.environ.update(worker_metrics_env(settings))
-    command = worker_command(concurrency, events=settings.task_events)
+    command = worker_command(concurrency, events=settings.task_events, queues=queues)
+    if nice:
+        os.nice(nice)
     os.execv(command[0], command)
     return 1  # not reached
 

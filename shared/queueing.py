@@ -10,13 +10,25 @@ from typing import Any
 
 from shared.settings import Settings
 
-QUEUE = "fovea"
-
 # Task names: the API sends the first by name (it never imports the worker); the workers define all four.
 PLAN_TASK = "fovea.plan"
 SHARD_TASK = "fovea.shard"
 FINALIZE_TASK = "fovea.finalize"
 TRAIN_STEP_TASK = "fovea.train_step"
+
+# Two queues. Items (shards, training steps) are the work the GPUs are for; control (planning and
+# finalising a job) reads and writes the store and the coordinator and uses no model. Kept apart, control
+# can run on a process of its own (`fovea worker --queues control --nice 10`) that never takes a GPU
+# worker's slot; a worker that consumes both (the default) runs either, as one queue would.
+QUEUE = "fovea"
+CONTROL_QUEUE = "fovea-control"
+QUEUES = {"items": QUEUE, "control": CONTROL_QUEUE}
+_CONTROL_TASKS = frozenset({PLAN_TASK, FINALIZE_TASK})
+
+
+def queue_of(task: str) -> str:
+    """The queue a task is sent to."""
+    return CONTROL_QUEUE if task in _CONTROL_TASKS else QUEUE
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -57,6 +69,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_time_limit": settings.task_time_limit_s,
         "task_soft_time_limit": settings.task_soft_time_limit_s,
         "task_default_queue": QUEUE,
+        "task_routes": {task: {"queue": CONTROL_QUEUE} for task in sorted(_CONTROL_TASKS)},
         "task_serializer": "json",
         "accept_content": ["json"],
         "broker_connection_retry_on_startup": True,

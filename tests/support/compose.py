@@ -70,6 +70,9 @@ def model(env: dict[str, str], with_gpus: bool = True) -> dict[str, Any]:
 
 
 def workers(services: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The GPU workers (the item queue); the control worker is ``control_worker``'s."""
     return {
-        name: service for name, service in services.items() if service.get("command", [None])[:2] == ["fovea", "worker"]
+        name: service
+        for name, service in services.items()
+        if service.get("command", [None])[:2] == ["fovea", "worker"] and "control" not in service["command"]
     }

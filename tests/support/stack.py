@@ -17,16 +17,30 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class Stack:
-    def __init__(self, workdir: Path, env: dict[str, str], workers: int = 1, batch_delay_s: float = 0.0) -> None:
-        """``batch_delay_s``: workers whose saliency batches each take this much longer (fault drills)."""
+    def __init__(
+        self,
+        workdir: Path,
+        env: dict[str, str],
+        workers: int = 1,
+        batch_delay_s: float = 0.0,
+        control_worker: bool = False,
+    ) -> None:
+        """``batch_delay_s``: workers whose saliency batches each take this much longer (fault drills).
+        ``control_worker``: planning and finalising run on a worker of their own at a lower CPU priority,
+        and the ``workers`` take items only (the deployment that keeps GPU workers on GPU work)."""
         self.workdir = workdir
         self.batch_delay_s = batch_delay_s
+        self.queues = "items" if control_worker else "items,control"
         workdir.mkdir(parents=True, exist_ok=True)
         self.env = {"FOVEA_DATA_DIR": str(workdir / "data"), "PYTHONUNBUFFERED": "1", **env}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.api = self._start_api()
         self.workers = [self.start_worker(i) for i in range(workers)]
+        self.control: Proc | None = None
+        if control_worker:
+            args = [sys.executable, "-m", "cli.main", "worker", "--queues", "control", "--nice", "10"]
+            self.control = Proc(args, env=self.env, log=self.workdir / "control.log", cwd=REPO)
         wait_until(lambda: httpx.get(self.url + "/readyz", timeout=2).status_code == 200, 60, "API ready")
 
     def _start_api(self) -> Proc:
@@ -37,7 +51,7 @@ class Stack:
         if self.batch_delay_s:
             args = [sys.executable, "-m", "tests.support.slow_worker", str(self.batch_delay_s)]
         else:
-            args = [sys.executable, "-m", "cli.main", "worker", "--concurrency", "1"]
+            args = [sys.executable, "-m", "cli.main", "worker", "--concurrency", "1", "--queues", self.queues]
         return Proc(args, env=self.env, log=self.workdir / f"worker{index}.log", cwd=REPO)
 
     def client(self, key: str | None = None) -> httpx.Client:
@@ -49,12 +63,15 @@ class Stack:
         out = subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True, text=True).stdout
         return [int(p) for p in out.split()]
 
+    def processes(self) -> list[Proc]:
+        return [self.api, *self.workers, *([self.control] if self.control else [])]
+
     def stop(self) -> None:
-        for proc in [self.api, *self.workers]:
+        for proc in self.processes():
             proc.stop()
 
     def logs(self) -> str:
-        parts = [f"--- {p.log.name if p.log else '?'}\n{p.tail(60)}" for p in [self.api, *self.workers]]
+        parts = [f"--- {p.log.name if p.log else '?'}\n{p.tail(60)}" for p in self.processes()]
         return "\n".join(parts)
 
 

@@ -15,7 +15,7 @@ from worker.runtime.services import Services
 
 
 class Queue(Protocol):
-    def queued(self) -> int: ...
+    def queued(self, queue: str | None = None) -> int: ...
 
 
 def measure_backlog(services: Services, broker: Queue) -> Backlog:

@@ -14,7 +14,7 @@ takes over within a lease). Each tick:
    the shard is abandoned (its unfinished items fail with the reason) or the job fails, never hangs.
    Work that was handed back too often still failing while the store answered (``strikes``: not an
    outage) is given up on the same way, with its last error (the watchdog).
-4. Work queued for a while while the broker's queue is empty: its message was lost; it is sent again.
+4. Work queued for a while while its queue in the broker is empty: its message was lost; it is sent again.
 5. Now and then, every live job is audited: one with no outstanding work is restored like in 1.
 
 Sending twice is harmless: items are recorded once, outputs have deterministic keys, a finished shard
@@ -34,7 +34,7 @@ from shared.errors import NotFound, Retryable
 from shared.jobs import TERMINAL, JobStatus
 from shared.jobstore import LIVE
 from shared.kinds import Shape, kind_of
-from shared.queueing import FINALIZE_TASK, PLAN_TASK, SHARD_TASK, TRAIN_STEP_TASK
+from shared.queueing import FINALIZE_TASK, PLAN_TASK, SHARD_TASK, TRAIN_STEP_TASK, queue_of
 from shared.work import WorkEntry, lease_name, plan_task_id, shard_task_id, train_task_id
 from worker.engine.backlog import measure_backlog
 from worker.engine.shard import abandon_shard
@@ -50,7 +50,8 @@ AUDIT_EVERY = 6  # ticks
 
 
 class Broker(Protocol):
-    def queued(self) -> int: ...
+    def queued(self, queue: str | None = None) -> int:
+        """Messages waiting in ``queue`` (None: in all of them)."""
 
     def has_state(self) -> bool: ...
 
@@ -75,7 +76,14 @@ def reconcile(services: Services, broker: Broker, audit: bool = False) -> list[s
         ]
         broker.mark_state()
         return ["broker state lost: outstanding work sent again", *done]
-    queue_empty = broker.queued() == 0
+    empty: dict[str, bool] = {}  # per queue, asked once: a backlog of planning must not hide a lost shard
+
+    def queue_empty(task: str) -> bool:
+        queue = queue_of(task)
+        if queue not in empty:
+            empty[queue] = broker.queued(queue) == 0
+        return empty[queue]
+
     actions: list[str] = []
     now = time.time()
     for job in coordinator.jobs_with_work():
@@ -90,7 +98,7 @@ def reconcile(services: Services, broker: Broker, audit: bool = False) -> list[s
                 continue
             elif entry.state == "running":
                 actions.append(_died(services, job, task_id, entry))
-            elif queue_empty and now - entry.since > services.settings.stale_queue_s:
+            elif now - entry.since > services.settings.stale_queue_s and queue_empty(entry.task):
                 actions.append(_resend(services, job, task_id, cause="lost_message"))
     if audit:
         for tenant, job in services.jobs.live():

@@ -14,7 +14,7 @@ from typing import Any
 from celery import Celery
 
 from shared.errors import Retryable
-from shared.queueing import QUEUE
+from shared.queueing import QUEUES
 
 SENTINEL = "fovea:broker-sentinel"
 
@@ -30,9 +30,10 @@ class BrokerProbe:
         except Exception as exc:  # kombu and redis raise many types when the broker is away
             raise Retryable(f"broker unavailable ({type(exc).__name__})") from exc
 
-    def queued(self) -> int:
-        """Messages waiting in the queue (not those a worker has taken)."""
-        return int(self._call(lambda channel: channel.queue_declare(queue=QUEUE).message_count))
+    def queued(self, queue: str | None = None) -> int:
+        """Messages waiting in ``queue``, or in every queue of Fovea's (not those a worker has taken)."""
+        names = [queue] if queue else list(QUEUES.values())
+        return sum(int(self._call(lambda channel, q=q: channel.queue_declare(queue=q).message_count)) for q in names)
 
     def has_state(self) -> bool:
         """False when the broker has lost its messages since the sentinel was set."""

@@ -44,3 +44,15 @@ def test_task_events_turn_heartbeats_on_for_flower() -> None:
     quiet, loud = worker_command(1), worker_command(1, events=True)
     assert "--without-heartbeat" in quiet and "--without-heartbeat" not in loud
     assert quiet[quiet.index("--concurrency") + 1] == "1" and "--without-mingle" in loud
+
+
+def test_a_worker_takes_both_queues_unless_told_which() -> None:
+    both, items, control = (
+        worker_command(1),
+        worker_command(1, queues=("items",)),
+        worker_command(1, queues=("control",)),
+    )
+    assert both[both.index("-Q") + 1] == "fovea,fovea-control"
+    assert items[items.index("-Q") + 1] == "fovea" and control[control.index("-Q") + 1] == "fovea-control"
+    with pytest.raises(ValueError, match="unknown queue"):
+        worker_command(1, queues=("gpu",))

@@ -54,7 +54,7 @@ def test_every_variable_is_in_env_example_or_has_a_default() -> None:
 def test_fovea_services_set_only_real_settings_and_they_parse(monkeypatch: pytest.MonkeyPatch) -> None:
     services = model(env_example())["services"]
     fovea = {name: s for name, s in services.items() if s.get("command", [None])[0] == "fovea"}
-    assert {"init", "api", "worker-gpu0", "worker-gpu1"} <= set(fovea)
+    assert {"init", "api", "worker-gpu0", "worker-gpu1", "control"} <= set(fovea)
     for name, service in fovea.items():
         env = service["environment"]
         unknown = sorted(set(env) - SETTINGS)
@@ -110,6 +110,20 @@ def test_one_worker_process_per_gpu_and_every_worker_alike() -> None:
         assert "extends" not in worker  # extends would append the base's GPU to this one's
         same = {key: value for key, value in worker.items() if key not in ("hostname", "deploy")}
         assert same == {key: value for key, value in base.items() if key not in ("hostname", "deploy")}, name
+
+
+def test_gpu_workers_take_items_and_a_cpu_worker_of_its_own_plans_and_finalises() -> None:
+    services = model(env_example())["services"]
+    for name, worker in workers(services).items():
+        command = worker["command"]
+        assert command[command.index("--queues") + 1] == "items", name
+    control = services["control"]
+    command = control["command"]
+    assert command[command.index("--queues") + 1] == "control" and int(command[command.index("--nice") + 1]) > 0
+    assert control["environment"]["FOVEA_DEVICE"] == "cpu" and "deploy" not in control  # no GPU reserved
+    assert control["depends_on"] == services["worker-gpu0"]["depends_on"]
+    assert control["healthcheck"] == services["worker-gpu0"]["healthcheck"]
+    assert "fovea-workers" in control["networks"]["default"]["aliases"]  # Prometheus scrapes it too
 
 
 def test_visibility_timeout_is_far_above_the_task_limit() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from shared import keys
 from shared.jobs import JobStatus
 from shared.kinds import parse_spec
-from shared.queueing import FINALIZE_TASK, PLAN_TASK, SHARD_TASK, TRAIN_STEP_TASK
+from shared.queueing import CONTROL_QUEUE, FINALIZE_TASK, PLAN_TASK, QUEUE, SHARD_TASK, TRAIN_STEP_TASK
 from shared.settings import Settings
 from shared.work import WorkEntry, lease_name, mark_running
 from tests.support.images import tar_with_broken_members
@@ -26,9 +26,12 @@ from worker.runtime.resources import Resources
 class FakeBroker:
     waiting: int = 0
     state: bool = True
+    control_waiting: int = 0  # messages in the control queue (planning, finalising)
 
-    def queued(self) -> int:
-        return self.waiting
+    def queued(self, queue: str | None = None) -> int:
+        return {QUEUE: self.waiting, CONTROL_QUEUE: self.control_waiting, None: self.waiting + self.control_waiting}[
+            queue
+        ]
 
     def has_state(self) -> bool:
         return self.state
@@ -110,10 +113,14 @@ def test_queued_work_the_broker_lost_is_sent_again(local_settings: Settings, tmp
     assert reconcile(rt.services, FakeBroker(waiting=0)) == []  # not stale yet
     time.sleep(0.1)
     assert reconcile(rt.services, FakeBroker(waiting=2)) == []  # the queue still holds messages: wait
-    actions = reconcile(rt.services, FakeBroker(waiting=0))  # an empty queue, and nobody holds the work
+    # Planning waiting in its own queue says nothing of the shards' queue: lost shards are sent again.
+    actions = reconcile(rt.services, FakeBroker(waiting=0, control_waiting=5))
     assert len(actions) == shards and len(_shards_sent(rt)) == 2 * shards
+    time.sleep(0.1)
+    actions = reconcile(rt.services, FakeBroker(waiting=0))  # an empty queue, and nobody holds the work
+    assert len(actions) == shards and len(_shards_sent(rt)) == 3 * shards
     lost = reconcile(rt.services, FakeBroker(state=False))  # the broker's marker is gone
-    assert lost[0] == "broker state lost: outstanding work sent again" and len(_shards_sent(rt)) == 3 * shards
+    assert lost[0] == "broker state lost: outstanding work sent again" and len(_shards_sent(rt)) == 4 * shards
 
 
 def test_a_coordinator_that_lost_its_state_is_restored_from_the_store(local_settings: Settings, tmp_path: Path) -> None:
