@@ -127,3 +127,11 @@ def test_cluttered_canvases_hold_the_digit_in_its_box_and_repeat_from_the_seed()
         assert torch.equal(canvas[i, y0 + 4 : y0 + 24, x0 + 10 : x0 + 18], digits[i, 4:24, 10:18])
         # four 8x8 distractors of value 90, outside the digit's strokes (a max never darkens the digit)
         assert 0 < int((canvas[i] == 90).sum()) <= 4 * 64
+
+
+def test_shrinking_by_block_means_equals_area_pooling() -> None:
+    from worker.nets.glimpse_sensor import shrink
+
+    patches = torch.rand(5, 3, 48, 48, generator=torch.Generator().manual_seed(3))
+    for size in (12, 16, 48, 10):  # whole-number factors, none, and a fractional one (pooled as before)
+        assert torch.allclose(shrink(patches, size), F.adaptive_avg_pool2d(patches, size), atol=1e-6), size
