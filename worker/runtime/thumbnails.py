@@ -7,6 +7,11 @@ when a page is served.
 The pipeline writes its outputs through the job's context, which hands each picture written during the
 batch to ``seen``; once the batch is done, ``add`` picks each item's picture by its output name and
 stores the thumbnail. Only the current batch's pictures are held.
+
+A picture that already fits ``SIDE`` and is small (``REUSE_BYTES``) is its own thumbnail: the ``thumb``
+output then names the same object (or pack member) as the output it stands for, and nothing is decoded,
+encoded or written. Most items of a big job of small images are such (a 64-pixel overlay is 10 kB), and
+making their thumbnails was a fifteenth of the service's time per item with packed outputs.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from worker.pipelines.base import Item, Outcome
 
 OUTPUT = "thumb"
 SIDE = 256
+REUSE_BYTES = 48 * 1024
 _QUALITY = 82
 _MAX_SOURCE_BYTES = 64 * 1024 * 1024
 
@@ -44,6 +50,18 @@ def small_jpeg(data: bytes, side: int = SIDE) -> bytes:
     return out.getvalue()
 
 
+def fits_as_is(data: bytes, side: int = SIDE) -> bool:
+    """Whether the picture is small enough, in pixels and bytes, to be its own thumbnail (reads its header
+    only)."""
+    if len(data) > REUSE_BYTES:
+        return False
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.format in ("PNG", "JPEG") and max(image.size) <= side
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return False
+
+
 class Thumbnails:
     def __init__(self, choose: Callable[[dict[str, Any]], str | None]) -> None:
         """``choose``: an item's manifest entry -> the name of the output that stands for it."""
@@ -63,8 +81,13 @@ class Thumbnails:
         try:
             for item, outcome in zip(items, outcomes, strict=True):
                 name = self.choose({"outputs": outcome.outputs, **outcome.data})
-                data = self._pictures.get(outcome.outputs[name]) if name in outcome.outputs else None
-                if data is not None:
+                reference = outcome.outputs.get(name) if name is not None else None
+                data = self._pictures.get(reference) if reference is not None else None
+                if data is None or reference is None:
+                    continue
+                if fits_as_is(data):
+                    outcome.outputs[OUTPUT] = reference
+                else:
                     outcome.outputs[OUTPUT] = writer.write(item, OUTPUT + ".jpg", small_jpeg(data), "image/jpeg")
         finally:
             self.forget()

@@ -22,7 +22,7 @@ from tests.support.images import tar_with_broken_members
 from tests.support.runtime import recording_resources
 from worker.engine.inprocess import run_job_inprocess
 from worker.pipelines.plugin import ReportHooks
-from worker.runtime.thumbnails import SIDE, small_jpeg
+from worker.runtime.thumbnails import REUSE_BYTES, SIDE, fits_as_is, small_jpeg
 
 
 @pytest.mark.parametrize("packed", [False, True])
@@ -48,9 +48,15 @@ def test_every_ok_item_has_a_small_thumbnail_of_its_preview(
         ok = [item for item in items if item["status"] == "ok"]
         failed = [item for item in items if item["status"] == "failed"]
         assert len(ok) == 9 and failed and all("thumb" not in item["outputs"] for item in failed)
+        reused = 0
         for item in ok:
-            thumb = Image.open(io.BytesIO(api.get(item["outputs"]["thumb"]).content))
-            overlay = Image.open(io.BytesIO(api.get(item["outputs"]["overlay"]).content)).convert("RGB")
+            thumb_bytes, overlay_bytes = (api.get(item["outputs"][name]).content for name in ("thumb", "overlay"))
+            if fits_as_is(overlay_bytes):  # a small picture is its own thumbnail: the same object, not a copy
+                assert thumb_bytes == overlay_bytes
+                reused += 1
+                continue
+            thumb = Image.open(io.BytesIO(thumb_bytes))
+            overlay = Image.open(io.BytesIO(overlay_bytes)).convert("RGB")
             assert thumb.format == "JPEG" and max(thumb.size) <= SIDE
             expected = overlay.copy()
             expected.thumbnail((SIDE, SIDE))
@@ -61,6 +67,7 @@ def test_every_ok_item_has_a_small_thumbnail_of_its_preview(
             assert difference < _difference(thumb, heatmap)  # made from the output that stands for the item
             if not item["name"].startswith("good/"):  # a photo (the generated ones are noise)
                 assert difference < 4.0, (item["name"], difference)  # the overlay, reduced: JPEG's loss only
+        assert reused == 3  # the three small generated pictures; the six photos are reduced
 
 
 def _difference(a: Image.Image, b: Image.Image) -> float:
@@ -85,3 +92,18 @@ def test_what_stands_for_an_item() -> None:
     compared = ReportHooks(preview=("overlay",), panels=lambda item: [("grad_cam", "overlay:grad_cam")])
     assert compared.stands_for({"outputs": {"heatmap:grad_cam": "a", "overlay:grad_cam": "b"}}) == "overlay:grad_cam"
     assert ReportHooks().stands_for({"outputs": {}}) is None
+
+
+def test_only_a_small_png_or_jpeg_that_fits_is_its_own_thumbnail() -> None:
+    def encoded(size: tuple[int, int], fmt: str, noise: bool = False) -> bytes:
+        pixels = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        image = Image.fromarray(pixels) if noise else Image.new("RGB", size, "red")
+        out = io.BytesIO()
+        image.save(out, fmt)
+        return out.getvalue()
+
+    assert fits_as_is(encoded((64, 64), "PNG")) and fits_as_is(encoded((SIDE, 100), "JPEG"))
+    assert not fits_as_is(encoded((SIDE + 1, 10), "PNG"))  # too wide: reduced
+    big = encoded((200, 200), "PNG", noise=True)
+    assert len(big) > REUSE_BYTES and not fits_as_is(big)  # fits, but too many bytes for a gallery
+    assert not fits_as_is(encoded((64, 64), "GIF")) and not fits_as_is(b"not a picture")
