@@ -169,5 +169,7 @@ def cancel(job_id: str, state: State, tenant: Tenant) -> JobView:
     updated = state.jobs.transition(tenant, job_id, JobStatus.canceled, LIVE)
     if updated is None:
         ended = state.jobs.coordinator.get_status(job_id) or "ended"  # its record may not say so yet
+        if ended == JobStatus.canceled.value:  # a cancel whose record was not written (the store was away)
+            return JobView.of(state.jobs.record_ending(state.jobs.load(tenant, job_id), JobStatus.canceled))
         raise ApiError(409, "conflict", f"job already {ended}")
     return JobView.of(updated)

@@ -58,6 +58,18 @@ def test_submit_read_list_cancel(client: TestClient, tmp_path: Path) -> None:
     assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
 
 
+def test_a_cancel_whose_record_was_not_written_completes_on_the_next_one(client: TestClient, tmp_path: Path) -> None:
+    spec = {"kind": "saliency", "input": upload(client, KEYS, tmp_path), "method": "spectral_residual"}
+    job = client.post("/v1/jobs", json=spec, headers=KEYS).json()
+    jobs = client.app.state.fovea.jobs  # type: ignore[attr-defined]
+    jobs.coordinator.set_status(job["id"], "canceled")  # the status changed, then the store failed the record
+    assert client.get(f"/v1/jobs/{job['id']}", headers=KEYS).json()["status"] == "queued"  # as last recorded
+    again = client.post(f"/v1/jobs/{job['id']}/cancel", headers=KEYS)
+    assert again.status_code == 200 and again.json()["status"] == "canceled", again.text
+    shown = client.get(f"/v1/jobs/{job['id']}", headers=KEYS).json()
+    assert shown["status"] == "canceled" and shown["finished_at"] is not None
+
+
 def test_pagination(client: TestClient, tmp_path: Path) -> None:
     uri = upload(client, KEYS, tmp_path)
     ids = [
