@@ -101,6 +101,12 @@ class CaptioningTrainSpec(TrainingSpec):
         description="The LSTM's initial state: mean: an affine map of the mean annotation vector (the paper's); "
         "learned: the same for every image, so that all the decoder knows of the image comes through attention",
     )
+    query: Literal["previous", "current"] = Field(
+        "previous",
+        description="What a word's attention map is computed from: previous: h_{t-1}, before the LSTM reads the "
+        "last word (the paper's); current: h_t, after the LSTM has read the last word and the mean annotation "
+        "vector (Lu et al. 2017's spatial attention), so the word just said can choose where to look",
+    )
     doubly_stochastic: float = Field(
         1.0,
         ge=0.0,

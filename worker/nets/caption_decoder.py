@@ -6,6 +6,12 @@ most attended one); the gating scalar beta_t = sigmoid(f_beta(h_{t-1})) scales i
 [E y_{t-1}; beta_t z_t]; the deep output layer gives p(y_t) ~ exp(L_o(E y_{t-1} + L_h h_t + L_z z_t)).
 The initial state is an affine map of the mean annotation vector, or learned and the same for every image.
 
+With ``query`` "current" the order within a step changes (the spatial attention of Lu et al. 2017): the
+LSTM first reads [E y_{t-1}; the mean annotation vector], and alpha_t, z_t and beta_t come from the new
+h_t, so the map that makes word t can depend on word t-1 (the colour just said picks the object whose
+kind comes next); the deep output is the same. With "previous" (the paper's) the map for word t is
+chosen before the decoder has read word t-1.
+
 Dropout draws its masks from a generator the caller passes (no global random state), so a training run
 resumed from a checkpoint repeats bit for bit; with no generator there is no dropout (inference)."""
 
@@ -44,10 +50,14 @@ class AttentionDecoder(nn.Module):
         dropout: float = 0.5,
         gate: bool = True,
         initial_state: str = "mean",
+        query: str = "previous",
     ) -> None:
         super().__init__()
+        if query not in ("previous", "current"):
+            raise ValueError(f"query must be 'previous' or 'current', not {query!r}")
         self.dropout = dropout
         self.initial_state = initial_state
+        self.query = query
         self.embedding = nn.Embedding(vocab_size, embed_dim)
         self.attention = AdditiveAttention(feature_dim, decoder_dim, attention_dim)
         self.init_h = nn.Linear(feature_dim, decoder_dim)
@@ -91,12 +101,25 @@ class AttentionDecoder(nn.Module):
         return alpha, context, location
 
     def advance(
-        self, words: torch.Tensor, context: torch.Tensor, h: torch.Tensor, c: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One LSTM step: the deep output's pre-projection (B, m) and the new (h, c)."""
+        self,
+        features: torch.Tensor,
+        keys: torch.Tensor,
+        words: torch.Tensor,
+        h: torch.Tensor,
+        c: torch.Tensor,
+        mode: Glimpse,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """One step reading ``words`` (B,): the deep output's pre-projection (B, m), alpha (B, L), the chosen
+        location (hard) and the new (h, c); attention before the LSTM ("previous") or after it ("current")."""
         embedded = self.embedding(words)
-        h, c = self.lstm(torch.cat([embedded, context], dim=1), (h, c))
-        return embedded + self.out_hidden(h) + self.out_context(context), h, c
+        if self.query == "current":
+            h, c = self.lstm(torch.cat([embedded, features.mean(dim=1)], dim=1), (h, c))
+            alpha, context, location = self.glimpse(features, keys, h, mode, generator)
+        else:
+            alpha, context, location = self.glimpse(features, keys, h, mode, generator)
+            h, c = self.lstm(torch.cat([embedded, context], dim=1), (h, c))
+        return embedded + self.out_hidden(h) + self.out_context(context), alpha, location, h, c
 
     def _drop(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         if generator is None or self.dropout == 0.0:
@@ -118,8 +141,7 @@ class AttentionDecoder(nn.Module):
         mode: Glimpse = "soft" if not hard else ("sample" if generator is not None else "argmax")
         deep, alphas, log_probs, entropies = [], [], [], []
         for t in range(inputs.shape[1]):
-            alpha, context, location = self.glimpse(features, keys, h, mode, generator)
-            out, h, c = self.advance(inputs[:, t], context, h, c)
+            out, alpha, location, h, c = self.advance(features, keys, inputs[:, t], h, c, mode, generator)
             deep.append(out)
             alphas.append(alpha)
             if hard:
@@ -146,6 +168,5 @@ class AttentionDecoder(nn.Module):
         hard: bool,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """One inference step: log-probabilities of the next word (B, V), alpha (B, L), new (h, c)."""
-        alpha, context, _ = self.glimpse(features, keys, h, "argmax" if hard else "soft")
-        out, h, c = self.advance(words, context, h, c)
+        out, alpha, _, h, c = self.advance(features, keys, words, h, c, "argmax" if hard else "soft")
         return torch.log_softmax(self.out(out), dim=-1), alpha, h, c

@@ -38,5 +38,6 @@ def build_captioner(config: dict[str, Any]) -> Captioner:
         float(dec["dropout"]),
         bool(dec.get("gate", True)),  # models saved before the gate was optional all have it
         str(dec.get("initial_state", "mean")),
+        str(dec.get("query", "previous")),  # models saved before the query was a choice all attend first
     )
     return Captioner(encoder, decoder, config["attention"] == "hard")

@@ -84,6 +84,7 @@ class CaptioningTraining(EpochLoopPipeline[CaptionTrainer]):
                 spec.dropout,
                 spec.gate,
                 spec.initial_state,
+                spec.query,
             )
         encoder = data.encoder
         if spec.fine_tune:
@@ -174,6 +175,7 @@ def model_config(spec: CaptioningTrainSpec, data: Prepared) -> dict[str, Any]:
             "dropout": spec.dropout,
             "gate": spec.gate,
             "initial_state": spec.initial_state,
+            "query": spec.query,
         },
         "trained_on": spec.input,
         # The side of the generated scenes it learnt from: applied to generated scenes, it must see that size.

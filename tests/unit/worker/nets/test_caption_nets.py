@@ -17,9 +17,11 @@ from worker.nets.grid_encoder import GridEncoder, backbone, with_coordinates
 START, END = 1, 2
 
 
-def _decoder(seed: int, vocab: int = 12, feature_dim: int = 10) -> AttentionDecoder:
+def _decoder(seed: int, vocab: int = 12, feature_dim: int = 10, query: str = "previous") -> AttentionDecoder:
     torch.manual_seed(seed)
-    decoder = AttentionDecoder(vocab, feature_dim, embed_dim=8, attention_dim=8, decoder_dim=16, dropout=0.5).eval()
+    decoder = AttentionDecoder(
+        vocab, feature_dim, embed_dim=8, attention_dim=8, decoder_dim=16, dropout=0.5, query=query
+    ).eval()
     with torch.no_grad():  # sharper than at initialisation, so that captions end at various lengths
         decoder.out.weight.mul_(3.0)
         decoder.out.weight[END].mul_(5.0)
@@ -84,9 +86,10 @@ def test_attention_entropy_is_zero_on_one_location_and_log_l_on_all_alike_per_un
     assert energies.grad is not None and float(energies.grad[0, 0, 0]) < 0 < float(energies.grad[0, 0, 2])
 
 
+@pytest.mark.parametrize("query", ["previous", "current"])
 @pytest.mark.parametrize("seed", [0, 2, 3])
-def test_beam_of_width_one_is_greedy_decoding(seed: int) -> None:
-    decoder, features = _decoder(seed), _features(seed)
+def test_beam_of_width_one_is_greedy_decoding(seed: int, query: str) -> None:
+    decoder, features = _decoder(seed, query=query), _features(seed)
     g = greedy(decoder, features, start=START, end=END, max_length=10)
     b = beam_search(decoder, features, start=START, end=END, beam_size=1, max_length=10)
     assert b.tokens == g.tokens
@@ -96,9 +99,10 @@ def test_beam_of_width_one_is_greedy_decoding(seed: int) -> None:
     assert len({len(t) for t in g.tokens}) > 1, "captions should end at different lengths in this test"
 
 
+@pytest.mark.parametrize("query", ["previous", "current"])
 @pytest.mark.parametrize("seed", range(6))
-def test_wider_beams_never_find_a_less_probable_caption(seed: int) -> None:
-    decoder, features = _decoder(seed), _features(seed, batch=8)
+def test_wider_beams_never_find_a_less_probable_caption(seed: int, query: str) -> None:
+    decoder, features = _decoder(seed, query=query), _features(seed, batch=8)
     g = greedy(decoder, features, start=START, end=END, max_length=10)
     previous = g.log_probs
     for width in (2, 3, 5, 8):
@@ -164,3 +168,16 @@ def test_a_learned_initial_state_tells_the_decoder_nothing_of_the_image() -> Non
     torch.testing.assert_close(c, learned.init_c.bias.expand(len(features), -1))
     _, h_mean, _ = mean.start(features)
     assert not torch.allclose(h_mean[0], h_mean[1])  # the paper's: each image starts from its own summary
+
+
+@torch.no_grad()
+def test_with_the_current_query_the_word_just_read_chooses_the_map() -> None:
+    features = _features(5, batch=1)
+    said, other = torch.tensor([[START, 4, 7]]), torch.tensor([[START, 4, 9]])  # only the last word read differs
+    for query, depends in (("previous", False), ("current", True)):
+        decoder = _decoder(5, query=query)
+        first, second = decoder(features, said).alphas[0], decoder(features, other).alphas[0]
+        torch.testing.assert_close(first[:2], second[:2])  # the steps before it read the same words
+        assert (not torch.allclose(first[2], second[2])) is depends, query
+    with pytest.raises(ValueError, match="query"):
+        AttentionDecoder(12, 10, query="next")
