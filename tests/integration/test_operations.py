@@ -36,6 +36,12 @@ pytestmark = pytest.mark.slow
 
 GOOD, SHARD_ITEMS = 40, 8
 WORKERS = ("worker-gpu0", "worker-gpu1")
+"""The item workers (shards, training steps)."""
+CONTROL = "control"
+"""The control worker (planning, finalising)."""
+CONTROL_HOST = f"control-{socket.gethostname()}"
+"""The control worker's host name: a container has its own, here it is told one (Celery reads
+CELERY_WORKER_HOSTNAME), so a command for the item workers' node name does not reach it."""
 SPEC = {
     "kind": "saliency",
     "method": "gradient",
@@ -93,12 +99,12 @@ def deployment(
 
     envs: dict[str, dict[str, str]] = {}
     metrics: dict[str, str] = {}
-    for name in ("init", "api", *WORKERS):
+    for name in ("init", "api", *WORKERS, CONTROL):
         env = {key: local(str(value)) for key, value in services[name]["environment"].items()}
         # Test-sized shards (so the job spreads over both workers) and item limit (so a 1.5 MB member is too big).
         env |= {"FOVEA_SHARD_ITEMS": str(SHARD_ITEMS), "FOVEA_MAX_ITEM_BYTES": "1000000"}
         env |= {"FOVEA_DATA_DIR": str(workdir / name), "PYTHONUNBUFFERED": "1"}
-        if name in WORKERS:  # no GPU here; each worker its own metrics port, as each container has its own
+        if name in (*WORKERS, CONTROL):  # no GPU here; each worker its own metrics port, as in its container
             port = free_port()
             env |= {"FOVEA_DEVICE": "cpu", "FOVEA_METRICS_PORT": str(port), "FOVEA_ASSETS_DIR": str(workdir)}
             metrics[name] = f"http://127.0.0.1:{port}/metrics"
@@ -107,7 +113,8 @@ def deployment(
     procs = {
         "api": Proc(command([local(a) for a in services["api"]["command"]]), envs["api"], workdir / "api.log", REPO)
     }
-    for name in WORKERS:
+    envs[CONTROL]["CELERY_WORKER_HOSTNAME"] = f"celery@{CONTROL_HOST}"
+    for name in (*WORKERS, CONTROL):
         procs[name] = Proc(command(services[name]["command"]), envs[name], workdir / f"{name}.log", REPO)
     procs["flower"] = Proc(command([local(a) for a in services["flower"]["command"]]), {}, workdir / "flower.log", REPO)
     api_url = f"http://127.0.0.1:{ports['8000']}"
@@ -115,7 +122,7 @@ def deployment(
     metrics["flower"] = f"http://127.0.0.1:{ports['5555']}/metrics"
     try:
         wait_until(lambda: httpx.get(api_url + "/readyz", timeout=2).status_code == 200, 60, "API ready")
-        for name in WORKERS:
+        for name in (*WORKERS, CONTROL):
             wait_until(lambda n=name: httpx.get(metrics[n], timeout=2).status_code == 200, 120, f"{name} metrics")
         yield Deployment(services, envs, procs, api_url, metrics, local)
     finally:
@@ -182,12 +189,14 @@ def test_a_job_over_two_workers_is_counted_once_across_their_endpoints(deploymen
 
 
 def test_the_backlog_comes_from_exactly_one_worker(deployment: Deployment) -> None:
+    every_worker = (*WORKERS, CONTROL)
+
     def leaders() -> list[dict[str, list[tuple[dict[str, str], float]]]]:
-        scrapes = [scrape(deployment.metrics[name]) for name in WORKERS]
+        scrapes = [scrape(deployment.metrics[name]) for name in every_worker]
         return [s for s in scrapes if s["fovea_reconciler_leader"][0][1] == 1]
 
     wait_until(lambda: len(leaders()) == 1, 60, "a reconciler leader")
-    scrapes = [scrape(deployment.metrics[name]) for name in WORKERS]
+    scrapes = [scrape(deployment.metrics[name]) for name in every_worker]
     with_backlog = [s for s in scrapes if "fovea_queue_depth" in s]
     assert len(with_backlog) == 1 and with_backlog[0]["fovea_reconciler_leader"][0][1] == 1
     backlog = with_backlog[0]
@@ -212,11 +221,12 @@ def test_every_metric_the_dashboard_and_alerts_use_is_served(deployment: Deploym
 
 
 def test_compose_health_checks_pass_against_the_processes(deployment: Deployment) -> None:
-    for name in ("api", "worker-gpu0", "worker-gpu1", "flower"):
+    for name in ("api", *WORKERS, CONTROL, "flower"):
         kind, *args = [deployment.local(a) for a in deployment.services[name]["healthcheck"]["test"]]
         run = ["bash", "-c", args[0]] if kind == "CMD-SHELL" else args
         env = {**os.environ, **deployment.env.get(name, {}), "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
-        env["HOSTNAME"] = socket.gethostname()  # a container's hostname; here both workers share this one
+        # A container's hostname; here both item workers share this one, the control worker has its own.
+        env["HOSTNAME"] = CONTROL_HOST if name == CONTROL else socket.gethostname()
         result = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, (name, shlex.join(run), result.stdout, result.stderr)
 
@@ -229,8 +239,8 @@ def test_flower_sees_both_workers(deployment: Deployment) -> None:
 
 
 def control(deployment: Deployment, action: str) -> subprocess.CompletedProcess[str]:
-    """The README's drain command, as an operator runs it in a worker's container (here every worker
-    shares this host's name, so it reaches both)."""
+    """The README's drain command, as an operator runs it in a worker's container (here both item
+    workers share this host's name, so it reaches both)."""
     command = 'celery -b "$FOVEA_BROKER_URL" control ' + action + " fovea -d celery@$HOSTNAME"
     env = {**os.environ, **deployment.env["worker-gpu0"], "HOSTNAME": socket.gethostname()}
     env["PATH"] = f"{VENV_BIN}:{os.environ['PATH']}"
@@ -245,8 +255,10 @@ def test_drained_workers_take_no_work_until_they_consume_again(deployment: Deplo
             "/v1/jobs", json={"kind": "saliency", "method": "spectral_residual", "input": "builtin:shapes?n=5"}
         )
         assert job.status_code == 201, job.text
-        time.sleep(5)  # long enough for an idle worker to have taken the job's first task
-        assert client.get(f"/v1/jobs/{job.json()['id']}").json()["status"] == "queued"
+        # The control worker plans it; long enough after for an idle item worker to have taken a shard.
+        wait_until(lambda: client.get(f"/v1/jobs/{job.json()['id']}").json()["progress"]["total"], 60, "the plan")
+        time.sleep(5)
+        assert client.get(f"/v1/jobs/{job.json()['id']}").json()["progress"]["done"] == 0
         resumed = control(deployment, "add_consumer")
         assert resumed.returncode == 0 and "add consumer fovea" in resumed.stdout, resumed
         assert wait_for_job(client, job.json()["id"], timeout=120)["status"] == "succeeded"
