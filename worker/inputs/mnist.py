@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,9 +35,16 @@ def prepare(assets: Path, cache: Path) -> Path:
         packed = source / f"{name}.gz"
         if not packed.is_file():
             raise FileNotFoundError(f"MNIST file {packed} is missing from the assets folder")
-        partial = extracted.with_suffix(".partial")
-        with gzip.open(packed, "rb") as src, partial.open("wb") as dst:
-            shutil.copyfileobj(src, dst)
+        # A name of its own for each writer: workers on one machine share the cache and may extract the
+        # same file at once; each renames its complete copy into place, and the last rename wins.
+        with tempfile.NamedTemporaryFile(dir=target, prefix=f"{name}.", suffix=".partial", delete=False) as dst:
+            partial = Path(dst.name)
+            try:
+                with gzip.open(packed, "rb") as src:
+                    shutil.copyfileobj(src, dst)
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
         partial.replace(extracted)  # never a half-written file for the next reader
     return cache
 
