@@ -6,6 +6,11 @@ Same saliency work over the same archive, written to the same S3 server, twice:
 Prints one JSON line per figure, the ratio of the two, and submission latency p50/p99 over many POSTs.
 
     .venv/bin/python bench/service_overhead.py [--items 2000] [--method spectral_residual] [--submissions 1000] [--packed]
+        [--store moto|seaweedfs]
+
+moto (the default) builds an object's whole body for every range GET, so with packed outputs each
+shard's read of the archive costs the archive's size and big jobs measure moto; use ``--store
+seaweedfs`` (the S3 server of the scale runs) for more than a few thousand items.
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ sys.path.insert(0, str(REPO))
 
 from shared.kinds import parse_spec  # noqa: E402
 from shared.settings import Settings  # noqa: E402
+from shared.specs.saliency import SaliencySpec  # noqa: E402
 from shared.storage import open_storage  # noqa: E402
 from tests.support.images import add_bytes, jpeg  # noqa: E402
-from tests.support.procs import start_moto, start_redis, wait_until  # noqa: E402
+from tests.support.procs import start_moto, start_redis, start_seaweed, wait_until  # noqa: E402
 from tests.support.s3 import new_bucket  # noqa: E402
 from tests.support.stack import Stack, distributed_env, upload_archive, wait_for_job  # noqa: E402
 from worker.inputs.archive import iter_members  # noqa: E402
@@ -41,6 +47,7 @@ from worker.runtime.models import ModelCache  # noqa: E402
 from worker.runtime.packing import PackWriter  # noqa: E402
 
 SHARD_ITEMS = 128
+SEAWEED_KEYS = ("bench-access", "bench-secret-key")
 
 
 def emit(**figure: object) -> None:
@@ -57,6 +64,7 @@ def bare_loop(settings: Settings, archive: Path, spec: dict[str, object], pack_e
     """The work as a user would script it: no queue, no shards, no bookkeeping. With ``pack_every``, the
     outputs go into one tar per that many items, as the service packs them (the same writes)."""
     parsed = parse_spec({**spec, "input": "upload://bare"})
+    assert isinstance(parsed, SaliencySpec)
     storage = open_storage(settings)
     pack = PackWriter(storage, "bench", "bare", 0) if pack_every else None
     ctx = JobContext(storage, ModelCache(settings, storage), "bench", "bare", torch.device("cpu"), pack=pack)
@@ -93,27 +101,37 @@ def main() -> None:
     parser.add_argument("--method", default="spectral_residual", choices=["spectral_residual"])
     parser.add_argument("--submissions", type=int, default=1000)
     parser.add_argument("--packed", action="store_true", help="packed outputs (a tar per shard) in both loops")
+    parser.add_argument(
+        "--store", choices=["moto", "seaweedfs"], default="moto", help="the S3 server both loops write to"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)  # the worker runs one pool child; give the bare loop the same
     work = Path(tempfile.mkdtemp(prefix="fovea-bench-"))
     archive = work / "bench.tar"
     make_archive(archive, args.items)
     redis_proc, redis_port = start_redis(work / "redis")
-    moto_proc, endpoint = start_moto(work / "moto")
-    bucket = new_bucket(endpoint)
+    keys = ("testing", "testing") if args.store == "moto" else SEAWEED_KEYS
+    if args.store == "moto":
+        store_proc, endpoint = start_moto(work / "moto")
+    else:
+        store_proc, endpoint = start_seaweed(work / "weed", *keys)
+    bucket = new_bucket(endpoint, *keys)
     env = distributed_env(f"redis://127.0.0.1:{redis_port}", endpoint, bucket, FOVEA_SHARD_ITEMS=str(SHARD_ITEMS))
+    env |= {"FOVEA_S3_ACCESS_KEY_ID": keys[0], "FOVEA_S3_SECRET_ACCESS_KEY": keys[1]}
     settings = Settings(
         data_dir=work / "bare",
         storage_url=f"s3://{bucket}/bare",
         s3_endpoint_url=endpoint,
-        s3_access_key_id="testing",
-        s3_secret_access_key="testing",
+        s3_access_key_id=keys[0],
+        s3_secret_access_key=keys[1],
     )
     spec = {"kind": "saliency", "method": args.method, "batch_size": 32, "packed_outputs": args.packed}
     stack = None
     try:
         bare = bare_loop(settings, archive, spec, SHARD_ITEMS if args.packed else 0)
-        emit(figure="bare_loop_items_per_s", value=round(bare, 1), items=args.items, packed=args.packed)
+        emit(
+            figure="bare_loop_items_per_s", value=round(bare, 1), items=args.items, packed=args.packed, store=args.store
+        )
         # Submission latency first, with no worker: submission alone, on a store that is not yet full
         # (moto lists a prefix in time proportional to the whole bucket, which real S3 does not).
         stack = Stack(work / "stack", env | {"OMP_NUM_THREADS": "1"}, workers=0)
@@ -153,7 +171,7 @@ def main() -> None:
         if stack is not None:
             stack.stop()
         redis_proc.stop()
-        moto_proc.stop()
+        store_proc.stop()
 
 
 if __name__ == "__main__":
