@@ -110,10 +110,11 @@ def main() -> None:
     archive = work / "bench.tar"
     make_archive(archive, args.items)
     redis_proc, redis_port = start_redis(work / "redis")
-    keys = ("testing", "testing") if args.store == "moto" else SEAWEED_KEYS
     if args.store == "moto":
+        keys = ("testing", "testing")
         store_proc, endpoint = start_moto(work / "moto")
     else:
+        keys = SEAWEED_KEYS
         store_proc, endpoint = start_seaweed(work / "weed", *keys)
     bucket = new_bucket(endpoint, *keys)
     env = distributed_env(f"redis://127.0.0.1:{redis_port}", endpoint, bucket, FOVEA_SHARD_ITEMS=str(SHARD_ITEMS))
