@@ -120,6 +120,14 @@ class CaptioningTrainSpec(TrainingSpec):
         description="soft: weight of a penalty on each word's attention entropy (per word, as the cross-entropy), "
         "so that a word is made from few locations, not a blend of the image (0: the paper's loss)",
     )
+    sharpness_start: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="soft: epochs trained without the sharpness penalty, so that the decoder learns the captions "
+        "first; its weight then grows linearly to sharpness over sharpness_ramp epochs",
+    )
+    sharpness_ramp: int = Field(1, ge=1, le=1000, description="soft: epochs over which the sharpness weight grows")
     entropy_weight: float = Field(0.01, ge=0.0, le=10.0, description="hard: weight of the attention entropy bonus")
     baseline_decay: float = Field(
         0.9, ge=0.0, lt=1.0, description="hard: moving-average baseline b = d b + (1 - d) log p(y)"

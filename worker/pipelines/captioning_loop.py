@@ -28,6 +28,14 @@ DECODE_CHUNK = 256
 """Images per decoding batch during evaluation."""
 
 
+def sharpness_weight(spec: CaptioningTrainSpec, epoch: int) -> float:
+    """The sharpness penalty's weight in epoch ``epoch`` (0-based): 0 for the first ``sharpness_start``
+    epochs, then growing linearly to ``sharpness`` over ``sharpness_ramp`` epochs (the first epoch with it
+    gets 1/ramp of it)."""
+    grown = (epoch - spec.sharpness_start + 1) / spec.sharpness_ramp
+    return spec.sharpness * min(max(grown, 0.0), 1.0)
+
+
 class CaptionTrainer:
     def __init__(
         self, spec: CaptioningTrainSpec, data: Prepared, encoder: GridEncoder, decoder: AttentionDecoder
@@ -104,8 +112,9 @@ class CaptionTrainer:
         penalty = doubly_stochastic_penalty(out.alphas, mask).mean() / out.alphas.shape[-1]
         loss = cross_entropy + spec.doubly_stochastic * penalty
         sharpness = attention_entropy(out.alphas.detach() if self.hard else out.alphas, mask).sum() / tokens
-        if spec.sharpness > 0 and not self.hard:
-            loss = loss + spec.sharpness * sharpness
+        weight = sharpness_weight(spec, self.epoch)
+        if weight > 0 and not self.hard:
+            loss = loss + weight * sharpness
         if self.hard and out.location_log_probs is not None and out.entropy is not None:
             # REINFORCE (Xu et al. eq. 12): the reward of the sampled locations is log p(y | locations),
             # less a moving-average baseline; the entropy bonus keeps the attention from collapsing early.

@@ -19,6 +19,7 @@ from shared import keys
 from shared.jobs import JobStatus
 from shared.kinds import parse_spec
 from shared.settings import Settings
+from shared.specs.captioning import CaptioningTrainSpec
 from tests.support.contexts import RecordingTrainingContext, tar_bytes
 from tests.support.runtime import recording_resources
 from tests.support.trained import shapes_classifier
@@ -330,3 +331,14 @@ def test_a_frozen_encoder_sees_each_image_once_however_many_epochs(monkeypatch: 
         # Fine-tuned, the features change with every step: one image for the grid's shape, then every
         # batch (3 epochs x 3 batches of 16, 16, 8 captions), every validation pass and the test pass.
         assert sum(seen) == 1 + 3 * 40 + 3 * 10 + 10, seen
+
+
+def test_the_sharpness_penalty_waits_its_start_then_grows_to_its_weight() -> None:
+    spec = parse_spec({**SMALL, "sharpness": 0.06, "sharpness_start": 4, "sharpness_ramp": 3})
+    plain = parse_spec({**SMALL, "sharpness": 0.06})
+    assert isinstance(spec, CaptioningTrainSpec) and isinstance(plain, CaptioningTrainSpec)
+    weights = [captioning_loop.sharpness_weight(spec, epoch) for epoch in range(9)]
+    assert weights[:4] == [0.0] * 4
+    assert weights[4:7] == pytest.approx([0.02, 0.04, 0.06])
+    assert weights[7:] == pytest.approx([0.06, 0.06])
+    assert [captioning_loop.sharpness_weight(plain, epoch) for epoch in range(3)] == [0.06] * 3
