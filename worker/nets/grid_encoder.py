@@ -3,16 +3,19 @@ annotation vectors of D channels (Xu et al. 2015 use VGG's 14 x 14 x 512 conv5 f
 
 The cut is torchvision's feature extractor (an FX graph of the network up to that layer), so nothing
 after the layer is run or stored. Optionally the grid is average-pooled to a fixed size, and each
-location's (x, y) in [-1, 1] is appended to its features."""
+location's (x, y) in [-1, 1] is appended to its features. Where each cell lies in the image (the centre
+of its receptive field, for figures and the attention-in-box check) is ``cell_centres``."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from worker.nets import zoo
+from worker.nets.grid_geometry import cell_centres
 
 DEFAULT_LAYERS = {
     "mobilenet_v2": "features.13",  # 96 x 14 x 14 at 224 px (the last stride-16 block)
@@ -52,6 +55,11 @@ class GridEncoder(nn.Module):
             raise ValueError(f"the weights lack {len(missing)} tensors of the encoder, e.g. {missing[:3]}")
         self.body.load_state_dict({name: state[name] for name in own}, strict=True)
 
+    def cell_centres(self, input_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each column's x and each row's y centre as fractions of the image (the encoder's input is the
+        whole image squashed to ``input_size``): measured once per architecture, layer, size and grid."""
+        return _centres(self.body, input_size, self.grid)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) model inputs -> (B, H, W, D) annotation vectors (D includes x, y when appended)."""
         out = self.body(images)["grid"]
@@ -64,9 +72,22 @@ class GridEncoder(nn.Module):
 
 
 def with_coordinates(grid: torch.Tensor) -> torch.Tensor:
-    """(B, H, W, D) -> (B, H, W, D + 2): each location's x and y (cell centres, -1 left/top to 1)."""
+    """(B, H, W, D) -> (B, H, W, D + 2): each location's x and y, evenly spaced from -1 (left, top) to 1: a
+    position code the decoder learns to read (where the cells lie in the image is ``cell_centres``)."""
     batch, height, width, _ = grid.shape
     ys = (torch.arange(height, device=grid.device, dtype=grid.dtype) + 0.5) / height * 2 - 1
     xs = (torch.arange(width, device=grid.device, dtype=grid.dtype) + 0.5) / width * 2 - 1
     coords = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (H, W, 2): x, y
     return torch.cat([grid, coords.expand(batch, height, width, 2)], dim=-1)
+
+
+# The geometry depends only on the cut network's layers, not on its weights: keyed by its description, so
+# that a worker measures it once for every captioner it loads with the same encoder.
+_CENTRES: dict[tuple[str, int, int | None], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _centres(body: nn.Module, input_size: int, grid: int | None) -> tuple[np.ndarray, np.ndarray]:
+    key = (repr(body), input_size, grid)
+    if key not in _CENTRES:
+        _CENTRES[key] = cell_centres(body, input_size, grid)
+    return _CENTRES[key]

@@ -73,13 +73,14 @@ class CaptionPipeline(MapPipeline):
             max_length=spec.max_length or int(config["max_length"]),
             hard=captioner.hard,
         )
+        centres = captioner.encoder.cell_centres(int(encoder["input_size"]))
         outcomes = []
         for k, item in enumerate(items):
             words = vocabulary.decode(decoded.tokens[k])
             maps = decoded.alphas[k].reshape(len(words), height, width).numpy()
             outcome = Outcome(data={"caption": " ".join(words), "log_prob": round(decoded.log_probs[k], 6)})
             if spec.attention_figure:
-                strip = attention_strip(item.image, words, maps, panel=spec.panel_size, columns=spec.columns)
+                strip = attention_strip(item.image, words, maps, centres, panel=spec.panel_size, columns=spec.columns)
                 outcome.outputs["attention"] = self.ctx.write(item, "attention.png", encode_png(strip), "image/png")
             if spec.raw_maps:
                 raw = encode_npy(maps.astype("float16"))
@@ -90,7 +91,7 @@ class CaptionPipeline(MapPipeline):
                 outcome.data["tokenizer"] = dict(config["tokenizer"])
             if truth.get("objects"):
                 size = (item.image.shape[1], item.image.shape[0])
-                outcome.data["attention_hits"] = object_word_hits(words, maps, truth["objects"], size)
+                outcome.data["attention_hits"] = object_word_hits(words, maps, truth["objects"], size, centres)
             outcomes.append(outcome)
         return outcomes
 

@@ -6,8 +6,9 @@ The k-th generated mention of a kind ("circle") is matched to the first not-yet-
 kind in the scene's caption order. A kind word that names no object of the scene (a kind the scene lacks,
 or one mention more than the scene has) is a wrong word of the caption: it counts as a miss (with no box,
 so nothing by chance) and as unmatched, so that a captioner is not scored only on the words it got right.
-The peak is the most attended grid cell, placed at its centre in image pixels (the grid covers the whole
-image)."""
+The peak is the most attended grid cell, placed at the centre of its receptive field in the image
+(``GridEncoder.cell_centres``: for a stride-16 MobileNetV2 or ResNet grid half a cell up and left of an even
+division of the image)."""
 
 from __future__ import annotations
 
@@ -23,12 +24,15 @@ def object_word_hits(
     alphas: np.ndarray,
     objects: list[dict[str, Any]],
     image_size: tuple[int, int],
+    centres: tuple[np.ndarray, np.ndarray],
     kinds: tuple[str, ...] = KINDS,
 ) -> dict[str, Any]:
     """words: the caption; alphas: (len(words), H, W); objects: [{"word", "box": [x0, y0, x1, y1]}];
-    image_size: (width, height); kinds: the words that name objects. Returns {"words": [{"word",
-    "position", "hit", "box_fraction"}], "unmatched"}."""
+    image_size: (width, height); centres: each column's x and each row's y as fractions of the image;
+    kinds: the words that name objects. Returns {"words": [{"word", "position", "hit", "box_fraction"}],
+    "unmatched"}."""
     width, height = image_size
+    xs, ys = centres
     free = list(range(len(objects)))
     out, unmatched = [], 0
     named = set(kinds) | {str(obj["word"]) for obj in objects}
@@ -43,8 +47,7 @@ def object_word_hits(
         free.remove(match)
         grid = alphas[position]
         row, column = np.unravel_index(int(np.argmax(grid)), grid.shape)
-        x = (column + 0.5) * width / grid.shape[1]
-        y = (row + 0.5) * height / grid.shape[0]
+        x, y = float(xs[column]) * width, float(ys[row]) * height
         x0, y0, x1, y1 = objects[match]["box"]
         out.append(
             {

@@ -119,9 +119,10 @@ class CaptioningTraining(EpochLoopPipeline[CaptionTrainer]):
         if objects is not None:
             totals = HitTotals()
             height, width = data.grid
+            centres = data.encoder.cell_centres(spec.encoder.input_size)
             for i, tokens, alphas in zip(test, words, self.test.alphas, strict=True):
                 grid_maps = alphas.reshape(len(tokens), height, width).numpy()
-                totals.add(object_word_hits(tokens, grid_maps, objects[i], data.source.sizes[i]))
+                totals.add(object_word_hits(tokens, grid_maps, objects[i], data.source.sizes[i], centres))
             figures["test"].update(totals.result() or {})
         figures["examples"] = [
             {"caption": " ".join(words[k]), "references": data.source.captions[i]}
@@ -141,11 +142,12 @@ class CaptioningTraining(EpochLoopPipeline[CaptionTrainer]):
     def _examples_png(self, decoded: Decoded) -> bytes:
         data = self._data
         height, width = data.grid
+        centres = data.encoder.cell_centres(self.spec.encoder.input_size)
         strips = []
         for k, image in enumerate(data.examples.values()):
             words = data.vocabulary.decode(decoded.tokens[k])
             maps = decoded.alphas[k].reshape(len(words), height, width).numpy()
-            strips.append(attention_strip(image, words, maps, panel=112, columns=10))
+            strips.append(attention_strip(image, words, maps, centres, panel=112, columns=10))
         return encode_png(stack(strips))
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from nltk.translate.bleu_score import corpus_bleu
 
+from worker.pictures.attention import even_centres
 from worker.pipelines.caption_attention import HitTotals, object_word_hits
 from worker.pipelines.caption_metrics import bleu4, corpus_scores
 
@@ -65,7 +66,7 @@ def test_attention_in_box_matches_object_words_to_their_objects() -> None:
     alphas[6, 0, 0] = 1.0  # square: top-left cell, outside its box
     alphas[9, 1, 1] = 1.0  # cross: no cross in the scene, wherever it looks
     alphas[10, 1, 1] = 1.0  # the second square: in the one square's box, but the scene has one square only
-    hits = object_word_hits(words, alphas, objects, (100, 100))
+    hits = object_word_hits(words, alphas, objects, (100, 100), even_centres(2, 2))
     assert [(w["word"], w["position"], w["hit"]) for w in hits["words"]] == [
         ("circle", 2, True),
         ("square", 6, False),
@@ -84,4 +85,17 @@ def test_attention_in_box_matches_object_words_to_their_objects() -> None:
         "unmatched_object_words": 2,
     }
     # Words that name no kind at all are not object words.
-    assert object_word_hits(["a", "red", "blob"], alphas[:3], objects, (100, 100)) == {"words": [], "unmatched": 0}
+    blob = object_word_hits(["a", "red", "blob"], alphas[:3], objects, (100, 100), even_centres(2, 2))
+    assert blob == {"words": [], "unmatched": 0}
+
+
+def test_the_peak_is_placed_at_its_cells_measured_centre() -> None:
+    # A peak on the cell of a stride-16 grid whose field is centred on the box's left edge region: by an
+    # even division of the image it would sit 8 px further right, outside the box.
+    objects = [{"word": "circle", "box": [0, 0, 12, 100]}]
+    alphas = np.zeros((1, 14, 14))
+    alphas[0, 7, 1] = 1.0
+    measured = (16 * np.arange(14) + 0.5) / 224, (16 * np.arange(14) + 0.5) / 224  # x 9.4 px, evenly 13.7
+    scene = (128, 128)
+    assert object_word_hits(["circle"], alphas, objects, scene, measured)["words"][0]["hit"]
+    assert not object_word_hits(["circle"], alphas, objects, scene, even_centres(14, 14))["words"][0]["hit"]
