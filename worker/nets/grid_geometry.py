@@ -80,7 +80,7 @@ def _pooled(centres: np.ndarray, grid: int) -> np.ndarray:
 
 
 def _uniform_copy(body: nn.Module) -> nn.Module:
-    probe = copy.deepcopy(body).float().eval()
+    probe = copy.deepcopy(body).cpu().float().eval()  # a GPU worker's encoder too: measured on the CPU
     for module in probe.modules():
         if isinstance(module, nn.modules.conv._ConvNd | nn.Linear):
             with torch.no_grad():
