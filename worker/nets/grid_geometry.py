@@ -46,9 +46,15 @@ def cell_centres(body: nn.Module, input_size: int, grid: int | None) -> tuple[np
     return xs, ys
 
 
-def _grid_shape(out: object) -> tuple[int, int]:
+def _grid(out: object) -> torch.Tensor:
+    """The probe's output grid: a feature extractor returns {"grid": tensor}, a plain module the tensor."""
     tensor = out["grid"] if isinstance(out, dict) else out
     assert isinstance(tensor, torch.Tensor)
+    return tensor
+
+
+def _grid_shape(out: object) -> tuple[int, int]:
+    tensor = _grid(out)
     return int(tensor.shape[-2]), int(tensor.shape[-1])
 
 
@@ -58,8 +64,7 @@ def _axis(probe: nn.Module, size: int, cells_in_probe: int, cells: int, axis: in
     spread = max(1, cells // 4)
     first, last = middle - spread, middle + spread
     inputs = torch.full((1, 3, size, size), 1e-3, requires_grad=True)
-    out = probe(inputs)
-    grid = out["grid"] if isinstance(out, dict) else out
+    grid = _grid(probe(inputs))
     centres = []
     for cell in (first, last):
         picked = grid[0, :, middle, cell] if axis else grid[0, :, cell, middle]
