@@ -10,11 +10,12 @@ import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 
 from shared.queueing import celery_config
 from shared.settings import Settings, get_settings
 from worker.engine.reconcile import run_reconciler
+from worker.engine.write_behind import write_behind
 from worker.kinds import load_all
 from worker.runtime import metrics
 from worker.runtime.broker import BrokerProbe
@@ -60,6 +61,13 @@ def _in_child(**_kwargs: Any) -> None:
     for exporter in _exporter:  # children forked after the endpoint started hold a copy of its socket
         exporter.close_in_child()
     metrics.WORKER_BUSY.set(0)  # a new child: whatever a killed predecessor last said, nothing runs yet
+
+
+@worker_process_shutdown.connect
+def _drain_tail(**_kwargs: Any) -> None:
+    """A child that exits (a warm shutdown, a recycled child) first finishes the tail in hand: left
+    unfinished, its shard would wait for its lease to expire and run again."""
+    write_behind().wait(timeout=60)
 
 
 @worker_shutdown.connect

@@ -23,9 +23,10 @@ from shared.work import plan_task_id, shard_task_id, train_task_id
 from worker.celery_app import app
 from worker.engine.finalize import finalize_job
 from worker.engine.lifecycle import continue_planning, start_job
-from worker.engine.shard import abandon_shard, run_shard
+from worker.engine.shard import abandon_shard, start_shard
 from worker.engine.tasking import hand_back, run_held
 from worker.engine.training import train_step
+from worker.engine.write_behind import Tail, write_behind
 from worker.runtime import metrics
 from worker.runtime.gpu_metrics import record_device_peak
 from worker.runtime.resources import Resources
@@ -43,8 +44,9 @@ def runtime() -> Resources:
     return Resources.create(get_settings(), lambda name, args: app.send_task(name, args=list(args)))
 
 
-def _held(task: Task, tenant: str, job_id: str, task_id: str, work: Callable[[Resources], None]) -> None:
-    """Run ``work`` held, and measured (``worker.runtime.metrics``)."""
+def _held(task: Task, tenant: str, job_id: str, task_id: str, work: Callable[[Resources], Tail | None]) -> None:
+    """Run ``work`` held, and measured (``worker.runtime.metrics``; a tail ``work`` returns runs on the
+    write-behind thread, outside the task's time)."""
     label = metrics.task_label(task_id)
     if (task.request.delivery_info or {}).get("redelivered"):
         metrics.REDELIVERIES.labels(label, "broker").inc()
@@ -61,23 +63,37 @@ def _held(task: Task, tenant: str, job_id: str, task_id: str, work: Callable[[Re
             record_device_peak(runtime().device)
 
 
-def _run_held(tenant: str, job_id: str, task_id: str, work: Callable[[Resources], None]) -> None:
+def _run_held(tenant: str, job_id: str, task_id: str, work: Callable[[Resources], Tail | None]) -> None:
     """Run ``work`` held; a job-level refusal of the store fails the job; past the soft time limit the
     task's work goes back to the queue (what it finished is recorded and stays done)."""
     rt = runtime()
     services = rt.services
     deadline = time.monotonic() + services.settings.task_soft_time_limit_s - _MARGIN_S
 
-    def attempt() -> None:
+    def refused(exc: StoreRefused) -> None:
+        log.error("job %s: the store refused a request: %s", job_id, exc)
+        services.jobs.transition(tenant, job_id, JobStatus.failed, LIVE, error=str(exc))
+        services.done(job_id, task_id)
+
+    def attempt() -> Tail | None:
         try:
-            work(rt)
+            tail = work(rt)
         except StoreRefused as exc:
-            log.error("job %s: the store refused a request: %s", job_id, exc)
-            services.jobs.transition(tenant, job_id, JobStatus.failed, LIVE, error=str(exc))
-            services.done(job_id, task_id)
+            refused(exc)
+            return None
+        if tail is None:
+            return None
+
+        def guarded() -> None:
+            try:
+                tail()
+            except StoreRefused as exc:
+                refused(exc)
+
+        return guarded
 
     try:
-        run_held(services, job_id, task_id, attempt, deadline)
+        run_held(services, job_id, task_id, attempt, deadline, write_behind())
     except SoftTimeLimitExceeded:
         hand_back(services, job_id, task_id)
 
@@ -104,12 +120,11 @@ def plan(self: Task, tenant: str, job_id: str, step: int = 0) -> None:
 
 @app.task(name=SHARD_TASK, bind=True)
 def shard(self: Task, tenant: str, job_id: str, index: int) -> None:
-    def work(rt: Resources) -> None:
+    def work(rt: Resources) -> Tail | None:
         cap = rt.services.settings.max_deliveries
         for attempt in range(cap + 1):
             try:
-                run_shard(rt, tenant, job_id, index)
-                return
+                return start_shard(rt, tenant, job_id, index)
             except _HANDLED_ABOVE:
                 raise
             except Exception as exc:
@@ -117,9 +132,10 @@ def shard(self: Task, tenant: str, job_id: str, index: int) -> None:
                 if attempt == cap:
                     reason = f"shard failed {cap + 1} times: {type(exc).__name__}: {exc}"[:500]
                     abandon_shard(rt.services, tenant, job_id, index, reason)
-                    return
+                    return None
                 metrics.RETRIES.labels("shard", "error").inc()
                 time.sleep(2)
+        return None
 
     _held(self, tenant, job_id, shard_task_id(index), work)
 

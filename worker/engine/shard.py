@@ -29,6 +29,7 @@ from shared.work import shard_task_id
 from worker.engine.batch_extras import BatchExtras
 from worker.engine.plan import load_shard_entries
 from worker.engine.shard_items import NO_IMAGE, decoded_items
+from worker.engine.write_behind import Tail
 from worker.kinds import map_plugin
 from worker.pipelines.base import Item, MapPipeline, Outcome
 from worker.runtime import metrics
@@ -52,13 +53,23 @@ def failed(index: int, name: str, reason: str) -> dict[str, Any]:
 
 
 def run_shard(rt: Resources, tenant: str, job_id: str, shard: int) -> None:
+    """Run the shard, its tail included."""
+    tail = start_shard(rt, tenant, job_id, shard)
+    if tail is not None:
+        tail()
+
+
+def start_shard(rt: Resources, tenant: str, job_id: str, shard: int) -> Tail | None:
+    """Run the shard's items; returns its tail (None when nothing is left): store what waits for the store,
+    record those items, store the shard's manifest and count the shard. A worker runs the tail on its
+    write-behind thread (``worker.engine.write_behind``) while it takes the next shard."""
     services = rt.services
     storage, coordinator = services.storage, services.coordinator
     started = time.perf_counter()
     done = _finished(services, tenant, job_id, shard)
     if done is not None:  # finished already (a redelivery): count it again (idempotent), never run it twice
         _complete(services, tenant, job_id, shard, done)
-        return
+        return None
     entry = load_shard_entries(services, tenant, job_id, shard)
     names = {int(row[0]): str(row[1]) for row in entry["items"]}
     record = services.jobs.load(tenant, job_id)
@@ -82,13 +93,21 @@ def run_shard(rt: Resources, tenant: str, job_id: str, shard: int) -> None:
     except BaseException:
         recorder.discard()  # an outage or a crash: the unrecorded items of this segment are done again
         raise
-    recorder.seal()
-    if any(index not in results for index in names):  # stopped early: the job was canceled, or failed
-        stopped = CANCELED_REASON if coordinator.get_status(job_id) != JobStatus.failed.value else FAILED_REASON
-        for index in names:
-            results.setdefault(index, failed(index, names[index], stopped))
-    _finish(services, tenant, job_id, shard, results)
-    metrics.SHARD_SECONDS.labels(record.kind).observe(time.perf_counter() - started)
+
+    def tail() -> None:
+        try:
+            recorder.seal()
+        except BaseException:
+            recorder.discard()
+            raise
+        if any(index not in results for index in names):  # stopped early: the job was canceled, or failed
+            stopped = CANCELED_REASON if coordinator.get_status(job_id) != JobStatus.failed.value else FAILED_REASON
+            for index in names:
+                results.setdefault(index, failed(index, names[index], stopped))
+        _finish(services, tenant, job_id, shard, results)
+        metrics.SHARD_SECONDS.labels(record.kind).observe(time.perf_counter() - started)
+
+    return tail
 
 
 def _finished(services: Services, tenant: str, job_id: str, shard: int) -> list[dict[str, Any]] | None:

@@ -9,6 +9,9 @@
   queue instead of failing. No retry count can drop work; but a task that is handed back still failing
   while the store and the coordinator answer others takes a strike, and the watchdog (the reconciler)
   gives up on it after a few, with its last error, so that it cannot go round for ever.
+- Work may return a tail (``worker.engine.write_behind``): with a write-behind, the task returns at once and
+  stays held (lease, heartbeat, work on record) until its tail has run on that thread. A tail that fails
+  (an outage included) hands the work back: the shard runs again and redoes what the tail did not record.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections.abc import Callable
 
 from shared.errors import Retryable
 from shared.work import WorkEntry, lease_name, mark_running
+from worker.engine.write_behind import Tail, WriteBehind
 from worker.runtime import metrics
 from worker.runtime.services import Services
 
@@ -49,11 +53,10 @@ class Heartbeat:
             except Retryable:
                 continue  # the coordinator is away; the task itself waits it out
 
-    def __enter__(self) -> Heartbeat:
+    def start(self) -> None:
         self._thread.start()
-        return self
 
-    def __exit__(self, *_exc: object) -> None:
+    def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
 
@@ -62,9 +65,17 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def run_held(services: Services, job: str, task_id: str, work: Callable[[], None], deadline: float) -> None:
+def run_held(
+    services: Services,
+    job: str,
+    task_id: str,
+    work: Callable[[], Tail | None],
+    deadline: float,
+    behind: WriteBehind | None = None,
+) -> None:
     """Run ``work`` as the task ``task_id`` of ``job`` (see the module docstring). ``deadline`` is a
-    ``time.monotonic()`` value by which the task must have returned (its time limit, less a margin)."""
+    ``time.monotonic()`` value by which the task must have returned (its time limit, less a margin). The
+    tail ``work`` returns runs on ``behind`` if given, else here, as part of the work."""
     settings, coordinator = services.settings, services.coordinator
     owner, lease = new_owner(), lease_name(job, task_id)
     backoff = _Backoff(settings.retry_backoff_max_s, metrics.task_label(task_id))
@@ -80,18 +91,54 @@ def run_held(services: Services, job: str, task_id: str, work: Callable[[], None
         except Retryable as exc:
             if not backoff.wait(deadline, f"{task_id} of {job}", exc):
                 return  # still on record as queued: the reconciler sends it again
+    held = _Held(services, job, task_id, lease, owner)
+    handed_over = False
     try:
-        with Heartbeat(services, lease, owner, settings.lease_ttl_s):
-            while True:  # the lease is held throughout, so nobody counts this task as dead meanwhile
-                try:
-                    work()
+        while True:  # the lease is held throughout, so nobody counts this task as dead meanwhile
+            try:
+                tail = work()
+                if tail is not None and behind is None:
+                    tail()
+                elif tail is not None and behind is not None:
+                    behind.submit(held.tail(tail))
+                    handed_over = True  # the tail releases the lease
+                return
+            except Retryable as exc:
+                if not backoff.wait(deadline, f"{task_id} of {job}", exc):
+                    _hand_back(services, job, task_id, failing=exc)
                     return
-                except Retryable as exc:
-                    if not backoff.wait(deadline, f"{task_id} of {job}", exc):
-                        _hand_back(services, job, task_id, failing=exc)
-                        return
     finally:
-        _release(services, lease, owner)
+        if not handed_over:
+            held.release()
+
+
+class _Held:
+    """A task's lease and the heartbeat renewing it, until released."""
+
+    def __init__(self, services: Services, job: str, task_id: str, lease: str, owner: str) -> None:
+        self.services, self.job, self.task_id, self.lease, self.owner = services, job, task_id, lease, owner
+        self.heartbeat = Heartbeat(services, lease, owner, services.settings.lease_ttl_s)
+        self.heartbeat.start()
+
+    def release(self) -> None:
+        self.heartbeat.stop()
+        _release(self.services, self.lease, self.owner)
+
+    def tail(self, tail: Tail) -> Tail:
+        """``tail`` run held, then released; failing, the work is handed back (after the release, so that
+        its next delivery does not find it held)."""
+
+        def run() -> None:
+            try:
+                tail()
+            except Exception as exc:
+                log.warning("the tail of %s of %s failed; sent again: %s", self.task_id, self.job, exc)
+                self.release()
+                _hand_back(self.services, self.job, self.task_id, failing=exc)
+                return
+            self.release()
+
+        return run
 
 
 class _Backoff:
