@@ -83,7 +83,13 @@ def test_a_lost_tail_redoes_the_shard_every_item_once(local_settings: Settings, 
     services = rt.services
     services.storage.put_bytes(keys.upload("local", "u1", archive.name), archive.read_bytes())
     spec = parse_spec(
-        {"kind": "saliency", "method": "spectral_residual", "batch_size": 2, "input": "upload://u1", "packed_outputs": True}
+        {
+            "kind": "saliency",
+            "method": "spectral_residual",
+            "batch_size": 2,
+            "input": "upload://u1",
+            "packed_outputs": True,
+        }
     )
     job_id = services.jobs.create("local", spec.kind, spec.model_dump(mode="json"), None).id
     start_job(rt, "local", job_id)
