@@ -10,7 +10,7 @@ after, so that a drift of the machine's speed through the run (a shared VM's) we
 the stack started afresh each round: one ratio a round, and their median.
 
     .venv/bin/python bench/service_overhead.py [--items 2000] [--method spectral_residual] [--submissions 1000] [--packed]
-        [--store moto|seaweedfs] [--rounds 1]
+        [--store moto|seaweedfs] [--rounds 1] [--shard-items 128]
 
 moto (the default) is an in-process Python server whose own costs weigh on both loops; ``--store
 seaweedfs`` uses the S3 server of the scale runs. The jobs submitted to time submission are canceled
@@ -149,6 +149,9 @@ def main() -> None:
         "--store", choices=["moto", "seaweedfs"], default="moto", help="the S3 server both loops write to"
     )
     parser.add_argument("--rounds", type=int, default=1, help="service and bare loop alternated this many times")
+    parser.add_argument(
+        "--shard-items", type=int, default=SHARD_ITEMS, help="the service's shard (and the bare loop's pack) size"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)  # the worker runs one pool child; give the bare loop the same
     work = Path(tempfile.mkdtemp(prefix="fovea-bench-"))
@@ -162,7 +165,7 @@ def main() -> None:
         keys = SEAWEED_KEYS
         store_proc, endpoint = start_seaweed(work / "weed", *keys)
     bucket = new_bucket(endpoint, *keys)
-    env = distributed_env(f"redis://127.0.0.1:{redis_port}", endpoint, bucket, FOVEA_SHARD_ITEMS=str(SHARD_ITEMS))
+    env = distributed_env(f"redis://127.0.0.1:{redis_port}", endpoint, bucket, FOVEA_SHARD_ITEMS=str(args.shard_items))
     env |= {"FOVEA_S3_ACCESS_KEY_ID": keys[0], "FOVEA_S3_SECRET_ACCESS_KEY": keys[1]}
     settings = Settings(
         data_dir=work / "bare",
@@ -174,7 +177,7 @@ def main() -> None:
     spec = {"kind": "saliency", "method": args.method, "batch_size": 32, "packed_outputs": args.packed}
     stack = None
     try:
-        bare_runs = [bare_loop(settings, archive, spec, SHARD_ITEMS if args.packed else 0)]
+        bare_runs = [bare_loop(settings, archive, spec, args.shard_items if args.packed else 0)]
         emit(
             figure="bare_loop_items_per_s",
             value=round(bare_runs[0], 1),
@@ -195,7 +198,7 @@ def main() -> None:
                 emit(figure="service_items_per_s", value=round(service, 1), items=args.items, packed=args.packed)
             stack.stop()  # an idle worker and API still take some CPU: gone before the bare loop runs again
             stack = None
-            bare_runs.append(bare_loop(settings, archive, spec, SHARD_ITEMS if args.packed else 0))
+            bare_runs.append(bare_loop(settings, archive, spec, args.shard_items if args.packed else 0))
             emit(figure="bare_loop_after_items_per_s", value=round(bare_runs[-1], 1))
             before, after = bare_runs[-2:]
             ratios.append(service / ((before + after) / 2))

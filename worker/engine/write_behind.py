@@ -15,10 +15,10 @@ more than one tail behind. A worker process drains its tail before it exits (``w
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import cache
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,14 @@ def _logged(tail: Tail) -> None:
         log.exception("a task's tail failed")
 
 
-@cache
+_mine: dict[int, WriteBehind] = {}
+
+
 def write_behind() -> WriteBehind:
-    """This process's one write-behind thread (a Celery pool child runs one task at a time)."""
-    return WriteBehind()
+    """This process's one write-behind thread (a Celery pool child runs one task at a time). Keyed by the
+    process: a forked child never inherits its parent's, whose thread does not exist in the child."""
+    pid = os.getpid()
+    if pid not in _mine:
+        _mine.clear()
+        _mine[pid] = WriteBehind()
+    return _mine[pid]
