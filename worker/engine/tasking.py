@@ -129,14 +129,16 @@ class _Held:
         its next delivery does not find it held)."""
 
         def run() -> None:
+            failure: Exception | None = None
             try:
                 tail()
             except Exception as exc:
+                failure = exc
                 log.warning("the tail of %s of %s failed; sent again: %s", self.task_id, self.job, exc)
+            finally:  # whatever happened: a lease renewed for a tail that is gone would hold its work for ever
                 self.release()
-                _hand_back(self.services, self.job, self.task_id, failing=exc)
-                return
-            self.release()
+            if failure is not None:
+                _hand_back(self.services, self.job, self.task_id, failing=failure)
 
         return run
 

@@ -58,6 +58,25 @@ def test_a_failing_tail_hands_the_work_back(local_settings: Settings) -> None:
     assert services.coordinator.lease_holder(lease_name("j", "shard:1")) is None  # its next delivery may run
 
 
+class _Killed(BaseException):
+    """Not an ``Exception``: what no tail catches."""
+
+
+def test_a_tail_that_dies_still_lets_go_of_its_lease(local_settings: Settings) -> None:
+    services = recording_resources(local_settings).services
+    services.submit("j", "shard:2", SHARD_TASK, ("t", "j", 2))
+    behind = WriteBehind()
+
+    def tail() -> None:
+        raise _Killed
+
+    run_held(services, "j", "shard:2", lambda: tail, deadline=time.monotonic() + 60, behind=behind)
+    assert behind.wait(10)
+    # Released, the work still running on record: the reconciler sees an expired lease and sends it again.
+    assert services.coordinator.lease_holder(lease_name("j", "shard:2")) is None
+    assert WorkEntry.of(services.coordinator.work("j")["shard:2"]).state == "running"
+
+
 def test_tails_run_one_at_a_time_in_order() -> None:
     behind, first_may_end, order = WriteBehind(), threading.Event(), []
 
