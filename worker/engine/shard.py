@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from shared import keys
@@ -28,14 +29,15 @@ from shared.queueing import FINALIZE_TASK
 from shared.work import shard_task_id
 from worker.engine.batch_extras import BatchExtras
 from worker.engine.plan import load_shard_entries
-from worker.engine.shard_items import NO_IMAGE, decoded_items
+from worker.engine.shard_items import NO_IMAGE, Wanted, decoded_items
+from worker.engine.shard_recorder import ShardRecorder
 from worker.engine.write_behind import Tail
 from worker.kinds import map_plugin
 from worker.pipelines.base import Item, MapPipeline, Outcome
 from worker.runtime import metrics
 from worker.runtime.context import CancelCheck, JobCanceled, JobContext
 from worker.runtime.packing import PackWriter
-from worker.runtime.prefetch import prefetch
+from worker.runtime.prefetch import Prefetch
 from worker.runtime.resources import Resources
 from worker.runtime.services import Services
 from worker.runtime.thumbnails import Thumbnails
@@ -62,19 +64,23 @@ def run_shard(rt: Resources, tenant: str, job_id: str, shard: int) -> None:
 def start_shard(rt: Resources, tenant: str, job_id: str, shard: int) -> Tail | None:
     """Run the shard's items; returns its tail (None when nothing is left): store what waits for the store,
     record those items, store the shard's manifest and count the shard. A worker runs the tail on its
-    write-behind thread (``worker.engine.write_behind``) while it takes the next shard."""
+    write-behind thread (``worker.engine.write_behind``) while it takes the next shard.
+
+    Opening a shard is round trips only, so they overlap: its manifest (finished already?), its entries and
+    the job's record are read at once, and its items are read and decoded while the coordinator is asked
+    which of them are still to do."""
     services = rt.services
     storage, coordinator = services.storage, services.coordinator
     started = time.perf_counter()
-    done = _finished(services, tenant, job_id, shard)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fovea-open") as reads:
+        finished = reads.submit(_finished, services, tenant, job_id, shard)
+        job = reads.submit(services.jobs.load, tenant, job_id)
+        entry = load_shard_entries(services, tenant, job_id, shard)
+        done, record = finished.result(), job.result()
     if done is not None:  # finished already (a redelivery): count it again (idempotent), never run it twice
         _complete(services, tenant, job_id, shard, done)
         return None
-    entry = load_shard_entries(services, tenant, job_id, shard)
     names = {int(row[0]): str(row[1]) for row in entry["items"]}
-    record = services.jobs.load(tenant, job_id)
-    items = metrics.ItemRecorder(coordinator, job_id, record.kind)
-    results, todo, suspects = _recorded_so_far(services, items, entry, names)
     spec = parse_spec(record.spec)
     canceled = CancelCheck(lambda: coordinator.get_status(job_id) in _STOPPED)
     pack = PackWriter(storage, tenant, job_id, shard) if getattr(spec, "packed_outputs", False) else None
@@ -83,16 +89,25 @@ def start_shard(rt: Resources, tenant: str, job_id: str, shard: int) -> Tail | N
         storage, rt.models, tenant, job_id, rt.device, canceled, pack, Thumbnails(plugin.report.stands_for)
     )
     pipeline = plugin.pipeline(spec, ctx)
+    wanted = Wanted()
+    decoded = decoded_items(services, tenant, job_id, shard, entry, wanted, entry["source"] == "targets")
+    items = metrics.ItemRecorder(coordinator, job_id, record.kind)
     extras = BatchExtras(storage, tenant, job_id, gather=pack is not None)
-    recorder = _Recorder(items, results, pack, extras, services.settings.pack_bytes)
-    decoded = decoded_items(services, tenant, job_id, shard, entry, set(todo), entry["source"] == "targets")
-    try:
-        _run_items(ctx, pipeline, tenant, job_id, entry, names, decoded, suspects, canceled, recorder)
-    except JobCanceled:
-        pass  # the batch in flight stops at its next write; its items are recorded as canceled below
-    except BaseException:
-        recorder.discard()  # an outage or a crash: the unrecorded items of this segment are done again
-        raise
+    with Prefetch(decoded, depth=pipeline.batch_size) as ahead:
+        try:
+            results, todo, suspects = _recorded_so_far(services, items, entry, names)
+        except BaseException:
+            wanted.known(set())  # the reader must not wait for an answer that will not come
+            raise
+        wanted.known(set(todo))
+        recorder = ShardRecorder(items, results, pack, extras, services.settings.pack_bytes)
+        try:
+            _run_items(ctx, pipeline, entry, names, ahead, set(todo), suspects, canceled, recorder)
+        except JobCanceled:
+            pass  # the batch in flight stops at its next write; its items are recorded as canceled below
+        except BaseException:
+            recorder.discard()  # an outage or a crash: the unrecorded items of this segment are done again
+            raise
 
     def tail() -> None:
         try:
@@ -142,71 +157,20 @@ def _recorded_so_far(
     return results, [i for i in pending if i not in quarantined], suspects
 
 
-class _Recorder:
-    """Puts finished items on record: at once, or (packed outputs) once the pack segment holding their
-    outputs is stored, so no item on record points at bytes that are not in the store."""
-
-    def __init__(
-        self,
-        items: metrics.ItemRecorder,
-        results: dict[int, dict[str, Any]],
-        pack: PackWriter | None,
-        extras: BatchExtras,
-        segment_bytes: int,
-    ) -> None:
-        self.items, self.results, self.pack = items, results, pack
-        self.extras, self.segment_bytes = extras, segment_bytes
-        self.waiting: dict[int, dict[str, Any]] = {}
-        self.ended: list[int] = []
-
-    def begin(self, indices: list[int]) -> None:
-        """These items are about to be processed (and those processed since the last batch have ended)."""
-        ended, self.ended = self.ended, []
-        self.items.coordinator.begin_attempt(self.items.job, indices, ended)
-
-    def record(self, outcome: dict[int, dict[str, Any]], reason: str, has_outputs: bool = True) -> None:
-        """``reason``: why the failed ones among ``outcome`` failed (for the metrics)."""
-        if self.pack is None or not has_outputs:
-            self.items.record(outcome, reason)
-            self.results.update(outcome)
-            return
-        self.waiting.update(outcome)
-        # Processed without killing the worker: if a later item does, these are not suspects (they run
-        # again, batched, since their outputs die with the unstored segment). Said with the next batch's
-        # beginning, in the same round trip.
-        self.ended += list(outcome)
-        if self.pack.nbytes >= self.segment_bytes:
-            self.seal()
-
-    def seal(self) -> None:
-        """Store the segment's sums and arrays, then its pack, then record its items (in that order: what is
-        on record is in the store)."""
-        if self.pack is not None:
-            self.extras.store()
-            self.pack.seal()
-        self.items.record(self.waiting, metrics.PIPELINE)  # only the pipeline's results wait for a pack
-        self.results.update(self.waiting)
-        self.waiting = {}
-
-    def discard(self) -> None:
-        if self.pack is not None:
-            self.pack.discard()
-        self.extras.drop()
-
-
 def _run_items(
     ctx: JobContext,
     pipeline: MapPipeline,
-    tenant: str,
-    job_id: str,
     entry: dict[str, Any],
     names: dict[int, str],
     decoded: Iterator[tuple[int, Any]],
+    todo: set[int],
     suspects: set[int],
     canceled: CancelCheck,
-    recorder: _Recorder,
+    recorder: ShardRecorder,
 ) -> None:
-    """Decoded items through the pipeline in batches (an item a worker died on runs alone)."""
+    """The items still to do, decoded, through the pipeline in batches (an item a worker died on runs alone)."""
+    if not todo:
+        return
     is_targets = entry["source"] == "targets"
     rows = {int(row[0]): row for row in entry["items"]}
     truth = {int(index): value for index, value in entry.get("truth", {}).items()}
@@ -215,11 +179,13 @@ def _run_items(
     def flush() -> None:
         if batch:
             with recorder.items.batch():
-                outcome = _run_batch(ctx, pipeline, tenant, job_id, batch, recorder)
+                outcome = _run_batch(ctx, pipeline, batch, recorder)
             recorder.record(outcome, metrics.PIPELINE)
             batch.clear()
 
-    for index, image in prefetch(decoded, depth=pipeline.batch_size):
+    for index, image in decoded:
+        if index not in todo:  # finished before (decoded while that was not known yet)
+            continue
         if canceled.now():
             return
         if isinstance(image, ItemError):
@@ -261,7 +227,7 @@ def abandon_shard(services: Services, tenant: str, job_id: str, shard: int, reas
 
 
 def _run_batch(
-    ctx: JobContext, pipeline: MapPipeline, tenant: str, job_id: str, batch: list[Item], recorder: _Recorder
+    ctx: JobContext, pipeline: MapPipeline, batch: list[Item], recorder: ShardRecorder
 ) -> dict[int, dict[str, Any]]:
     recorder.begin([item.index for item in batch])
     thumbnails = ctx.thumbnails
@@ -272,7 +238,10 @@ def _run_batch(
         if thumbnails is not None:
             thumbnails.add(ctx, batch, outcomes)  # an output like the others: written before the item is recorded
         recorder.extras.add(batch, outcomes, pipeline.take_batch_sums())  # stored before the items are recorded
-        return {item.index: _ok(tenant, job_id, item, outcome) for item, outcome in zip(batch, outcomes, strict=True)}
+        return {
+            item.index: _ok(ctx.tenant, ctx.job_id, item, outcome)
+            for item, outcome in zip(batch, outcomes, strict=True)
+        }
     except (Retryable, StoreRefused, JobCanceled):
         raise  # an outage, a refusal of the store or a cancel is never an item's fault
     except Exception as exc:
@@ -282,7 +251,7 @@ def _run_batch(
     # One bad item must not fail its neighbours: retry them one by one.
     out: dict[int, dict[str, Any]] = {}
     for item in batch:
-        out.update(_run_batch(ctx, pipeline, tenant, job_id, [item], recorder))
+        out.update(_run_batch(ctx, pipeline, [item], recorder))
     return out
 
 

@@ -1,10 +1,19 @@
 """Reading a shard's items: from its repacked tar, from the object-store keys it lists, by byte range from
-the original archive (an uncompressed tar or a zip), or (render targets) nothing at all; each decoded to an image, or to the ItemError that says why it has none. Store
-outages are not items' faults: they propagate (Retryable), and the shard is run again later."""
+the original archive (an uncompressed tar or a zip), or (render targets) nothing at all; each decoded to an
+image, or to the ItemError that says why it has none. Store outages are not items' faults: they propagate
+(Retryable), and the shard is run again later.
+
+Reading starts before the shard's record says which items are still to do (``Wanted``), so that its first
+batch is read and decoded while the worker does the bookkeeping. Until then every item counts as wanted
+where that costs no extra request (a repacked tar or a byte range is read whole either way; on a
+redelivery the range may start at the shard's first member instead of its first unfinished one, and a
+few finished items may be decoded for nothing); object-store keys wait for the answer, one GET each.
+The consumer keeps only the items still to do."""
 
 from __future__ import annotations
 
 import tarfile
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,18 +30,41 @@ from worker.runtime.services import Services
 NO_IMAGE = np.zeros((0, 0, 3), dtype=np.uint8)
 
 
+class Wanted:
+    """The shard's items still to do, known once its record has been read (``known``); until then any item
+    may be."""
+
+    def __init__(self) -> None:
+        self._known = threading.Event()
+        self._items: frozenset[int] = frozenset()
+
+    def known(self, items: set[int]) -> None:
+        self._items = frozenset(items)
+        self._known.set()
+
+    def may_be(self, index: int) -> bool:
+        return not self._known.is_set() or index in self._items
+
+    def wait(self) -> frozenset[int]:
+        self._known.wait()
+        return self._items
+
+
 def decoded_items(
     services: Services,
     tenant: str,
     job_id: str,
     shard: int,
     entry: dict[str, Any],
-    wanted: set[int],
+    wanted: Wanted,
     is_targets: bool,
 ) -> Iterator[tuple[int, np.ndarray | ItemError]]:
-    """Each wanted item's decoded image, or the ItemError that says why it has none."""
+    """Each wanted item's decoded image, or the ItemError that says why it has none (and, until ``wanted``
+    is known, maybe some unwanted ones: see the module's docstring)."""
     settings = services.settings
     for index, data in _read(services, tenant, job_id, shard, entry, wanted):
+        if not wanted.may_be(index):
+            continue
         if is_targets:
             yield index, NO_IMAGE
             continue
@@ -45,15 +77,13 @@ def decoded_items(
 
 
 def _read(
-    services: Services, tenant: str, job_id: str, shard: int, entry: dict[str, Any], wanted: set[int]
+    services: Services, tenant: str, job_id: str, shard: int, entry: dict[str, Any], wanted: Wanted
 ) -> Iterator[tuple[int, bytes | Exception]]:
-    if not wanted:
-        return
     source = entry["source"]
     if source == "targets":
-        yield from ((int(row[0]), b"") for row in entry["items"] if int(row[0]) in wanted)
+        yield from ((int(row[0]), b"") for row in entry["items"] if int(row[0]) in wanted.wait())
     elif source == "keys":
-        yield from _read_keys(services, entry, wanted)
+        yield from _read_keys(services, entry, wanted.wait())
     elif source in ("range", "zip"):
         yield from _read_ranges(services, entry, wanted)
     else:
@@ -63,12 +93,16 @@ def _read(
         ):
             for info in tar:
                 index = int(info.name)
-                if index in wanted:
+                if wanted.may_be(index):
                     handle = tar.extractfile(info)
                     yield index, handle.read() if handle else b""
 
 
-def _read_keys(services: Services, entry: dict[str, Any], wanted: set[int]) -> Iterator[tuple[int, bytes | Exception]]:
+def _read_keys(
+    services: Services, entry: dict[str, Any], wanted: frozenset[int]
+) -> Iterator[tuple[int, bytes | Exception]]:
+    if not wanted:
+        return
     source = open_storage(services.settings, bucket=entry["bucket"])  # one client for the whole shard
     for index, _name, key in entry["items"]:
         if index in wanted:
@@ -80,14 +114,12 @@ def _read_keys(services: Services, entry: dict[str, Any], wanted: set[int]) -> I
                 yield int(index), ItemError(str(exc))
 
 
-def _read_ranges(
-    services: Services, entry: dict[str, Any], wanted: set[int]
-) -> Iterator[tuple[int, bytes | Exception]]:
+def _read_ranges(services: Services, entry: dict[str, Any], wanted: Wanted) -> Iterator[tuple[int, bytes | Exception]]:
     """Members of the original archive, by byte range: one range read from the shard's first wanted member
     to the end of its last (the members of a shard lie together), skipping what is not wanted."""
     where = entry["object"]
     source = input_storage(services.settings, services.storage, where["bucket"])
-    rows = sorted((row for row in entry["items"] if int(row[0]) in wanted), key=lambda row: int(row[2]))
+    rows = sorted((row for row in entry["items"] if wanted.may_be(int(row[0]))), key=lambda row: int(row[2]))
     if not rows:
         return
     is_zip = entry["source"] == "zip"
