@@ -3,7 +3,8 @@
 Same saliency work over the same archive, written to the same S3 server, twice:
   1. a bare in-process loop: decode, run the pipeline in batches, write outputs;
   2. through the service: API over HTTP, Redis broker and coordinator, one Celery worker, S3.
-Prints one JSON line per figure, the ratio of the two, and submission latency p50/p99 over many POSTs.
+Prints one JSON line per figure, the ratio of the two, where the service's time went (from the worker's
+log), and submission latency p50/p99 over many POSTs.
 The bare loop runs again after the service: the ratio is taken against the mean of the runs before and
 after, so that a drift of the machine's speed through the run (a shared VM's) weighs on both sides. With
 ``--rounds N`` the service and the bare loop alternate N times (bare, service, bare, service, ..., bare),
@@ -21,11 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import tarfile
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -131,12 +134,44 @@ def timed_job(stack: Stack, client: Any, job: dict[str, object], items: int) -> 
     worker = stack.start_worker(len(stack.workers))
     stack.workers.append(worker)
     wait_until(lambda: "ready." in worker.tail(200), 120, "the worker to start")
-    start = time.perf_counter()
+    posted_at, start = time.time(), time.perf_counter()
     posted = client.post("/v1/jobs", json=job).json()
     final = wait_for_job(client, posted["id"], timeout=3600)
-    rate = items / (time.perf_counter() - start)
+    seconds = time.perf_counter() - start
     assert final["status"] == "succeeded" and final["progress"]["done"] == items, final
-    return rate
+    assert worker.log is not None
+    phases(worker.log, posted_at, seconds)
+    return items / seconds
+
+
+_TASK_ENDED = re.compile(r"\[(\S+ \S+): INFO/\S+\] Task fovea\.(\w+)\[\S+\] succeeded in ([\d.]+)s")
+
+
+def phases(log: Path, posted_at: float, seconds: float) -> None:
+    """Where the job's time went, from the worker's log (Celery logs each task's end and duration): before
+    the first shard started, in shard tasks (a shard's tail runs behind, outside them), between tasks, and
+    from the last shard's end to ``succeeded`` (the finaliser, the last tail, the poll)."""
+    ended = []
+    for line in log.read_text(errors="replace").splitlines():
+        found = _TASK_ENDED.search(line)
+        if found:
+            at = datetime.strptime(found[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            ended.append((at, found[2], float(found[3])))
+    shards = [(at, took) for at, task, took in ended if task == "shard" and at >= posted_at]
+    if not shards:
+        return
+    first_start = min(at - took for at, took in shards) - posted_at
+    last_end = max(at for at, _ in shards) - posted_at
+    in_shards = sum(took for _, took in shards)
+    emit(
+        figure="service_phases_s",
+        before_first_shard=round(first_start, 2),
+        in_shard_tasks=round(in_shards, 2),
+        between_shard_tasks=round(last_end - first_start - in_shards, 2),
+        after_last_shard=round(seconds - last_end, 2),
+        shard_tasks=len(shards),
+        shard_task_median=round(statistics.median(took for _, took in shards), 3),
+    )
 
 
 def main() -> None:
