@@ -86,7 +86,7 @@ def queue_work(
 
 def mark_running(coordinator: Coordinator, job: str, task_id: str) -> WorkEntry | None:
     """A worker took the task (and holds its lease); None if it is no longer outstanding."""
-    found = coordinator.work(job).get(task_id)
+    found = coordinator.work_entry(job, task_id)
     if found is None:
         return None
     entry = WorkEntry.of(found)

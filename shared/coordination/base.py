@@ -84,6 +84,11 @@ class Coordinator(ABC):
         """The job's outstanding tasks, by task id."""
 
     @abstractmethod
+    def work_entry(self, job: str, task_id: str) -> dict[str, Any] | None:
+        """One outstanding task of the job, or None (what a task asks, in time independent of the job's
+        size: a big job has thousands of shards outstanding)."""
+
+    @abstractmethod
     def jobs_with_work(self) -> list[str]:
         """Every job that has outstanding tasks."""
 

@@ -184,6 +184,10 @@ class RedisCoordinator(Coordinator):
         entries = self._call(self.client.hgetall, _k(job, "work"))
         return {k.decode(): json.loads(v) for k, v in entries.items()}
 
+    def work_entry(self, job: str, task_id: str) -> dict[str, Any] | None:
+        raw = self._call(self.client.hget, _k(job, "work"), task_id)
+        return None if raw is None else dict(json.loads(raw))
+
     def jobs_with_work(self) -> list[str]:
         return sorted(v.decode() for v in self._call(self.client.smembers, _WORK_JOBS))
 

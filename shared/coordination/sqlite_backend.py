@@ -145,6 +145,10 @@ class SqliteCoordinator(Coordinator):
         rows = self._db().execute("SELECT task, entry FROM work WHERE job=?", (job,)).fetchall()
         return {task: json.loads(entry) for task, entry in rows}
 
+    def work_entry(self, job: str, task_id: str) -> dict[str, Any] | None:
+        row = self._db().execute("SELECT entry FROM work WHERE job=? AND task=?", (job, task_id)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
     def jobs_with_work(self) -> list[str]:
         return [row[0] for row in self._db().execute("SELECT DISTINCT job FROM work ORDER BY job")]
 

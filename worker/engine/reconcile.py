@@ -128,7 +128,7 @@ def sweep_uploads(services: Services, now: float) -> list[str]:
 
 
 def _resend(services: Services, job: str, task_id: str, deaths: int | None = None, *, cause: str) -> str:
-    found = services.coordinator.work(job).get(task_id)
+    found = services.coordinator.work_entry(job, task_id)
     if found is None:
         return f"{job} {task_id}: done meanwhile"
     entry = WorkEntry.of(found)

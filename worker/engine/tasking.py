@@ -188,7 +188,7 @@ def _hand_back(services: Services, job: str, task_id: str, failing: Exception | 
     store and the coordinator answer a probe, it is not an outage: the entry takes a strike, and the
     reconciler's watchdog gives up on it after ``FOVEA_MAX_STRIKES`` (an outage never counts)."""
     try:
-        found = services.coordinator.work(job).get(task_id)
+        found = services.coordinator.work_entry(job, task_id)
         if found is None:
             return
         current = WorkEntry.of(found)

@@ -70,6 +70,8 @@ def test_outstanding_work_leases_and_epoch(coordinator: Coordinator) -> None:
     coordinator.put_work("j2", "plan", {"task": "fovea.plan", "args": ["t", "j2"]})
     assert coordinator.jobs_with_work() == ["j1", "j2"]
     assert set(coordinator.work("j1")) == {"plan", "shard:0"}
+    assert coordinator.work_entry("j1", "shard:0") == coordinator.work("j1")["shard:0"]
+    assert coordinator.work_entry("j1", "shard:1") is None and coordinator.work_entry("j9", "plan") is None
     coordinator.drop_work("j1", "plan")
     coordinator.drop_work("j1", "shard:0")
     coordinator.drop_work("j1", "shard:0")  # idempotent
