@@ -15,7 +15,7 @@ from celery.signals import worker_init, worker_process_init, worker_process_shut
 from shared.queueing import celery_config
 from shared.settings import Settings, get_settings
 from worker.engine.reconcile import run_reconciler
-from worker.engine.write_behind import drain
+from worker.engine.write_behind import write_behind
 from worker.kinds import load_all
 from worker.runtime import metrics
 from worker.runtime.broker import BrokerProbe
@@ -65,9 +65,9 @@ def _in_child(**_kwargs: Any) -> None:
 
 @worker_process_shutdown.connect
 def _drain_tail(**_kwargs: Any) -> None:
-    """A child that exits (a warm shutdown, a recycled child) first finishes the tails in hand: left
-    unfinished, their work would wait for its lease to expire and run again."""
-    drain(timeout=60)
+    """A child that exits (a warm shutdown, a recycled child) first finishes the tail in hand: left
+    unfinished, its shard would wait for its lease to expire and run again."""
+    write_behind().wait(timeout=60)
 
 
 @worker_shutdown.connect

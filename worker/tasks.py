@@ -24,7 +24,7 @@ from worker.celery_app import app
 from worker.engine.finalize import finalize_job
 from worker.engine.lifecycle import continue_planning, start_job
 from worker.engine.shard import abandon_shard, start_shard
-from worker.engine.tasking import hand_back, run_held, waiting_out_outages
+from worker.engine.tasking import hand_back, run_held
 from worker.engine.training import train_step
 from worker.engine.write_behind import Tail, write_behind
 from worker.runtime import metrics
@@ -44,18 +44,9 @@ def runtime() -> Resources:
     return Resources.create(get_settings(), lambda name, args: app.send_task(name, args=list(args)))
 
 
-def _held(
-    task: Task,
-    tenant: str,
-    job_id: str,
-    task_id: str,
-    work: Callable[[Resources], Tail | None],
-    purpose: str = "shards",
-    rerunnable: bool = False,
-) -> None:
+def _held(task: Task, tenant: str, job_id: str, task_id: str, work: Callable[[Resources], Tail | None]) -> None:
     """Run ``work`` held, and measured (``worker.runtime.metrics``; a tail ``work`` returns runs on the
-    write-behind thread for ``purpose``, outside the task's time; a ``rerunnable`` tail waits out outages
-    itself, as the task would)."""
+    write-behind thread, outside the task's time)."""
     label = metrics.task_label(task_id)
     if (task.request.delivery_info or {}).get("redelivered"):
         metrics.REDELIVERIES.labels(label, "broker").inc()
@@ -63,7 +54,7 @@ def _held(
     metrics.PROGRESS_TIME.set(time.time())
     start = time.perf_counter()
     try:
-        _run_held(tenant, job_id, task_id, work, purpose, rerunnable)
+        _run_held(tenant, job_id, task_id, work)
     finally:
         metrics.TASK_SECONDS.labels(label).observe(time.perf_counter() - start)
         metrics.PROGRESS_TIME.set(time.time())
@@ -72,9 +63,7 @@ def _held(
             record_device_peak(runtime().device)
 
 
-def _run_held(
-    tenant: str, job_id: str, task_id: str, work: Callable[[Resources], Tail | None], purpose: str, rerunnable: bool
-) -> None:
+def _run_held(tenant: str, job_id: str, task_id: str, work: Callable[[Resources], Tail | None]) -> None:
     """Run ``work`` held; a job-level refusal of the store fails the job; past the soft time limit the
     task's work goes back to the queue (what it finished is recorded and stays done)."""
     rt = runtime()
@@ -101,38 +90,32 @@ def _run_held(
             except StoreRefused as exc:
                 refused(exc)
 
-        return waiting_out_outages(services, job_id, task_id, guarded, deadline) if rerunnable else guarded
+        return guarded
 
     try:
-        run_held(services, job_id, task_id, attempt, deadline, write_behind(purpose))
+        run_held(services, job_id, task_id, attempt, deadline, write_behind())
     except SoftTimeLimitExceeded:
         hand_back(services, job_id, task_id)
 
 
 @app.task(name=PLAN_TASK, bind=True)
 def plan(self: Task, tenant: str, job_id: str, step: int = 0) -> None:
-    """A planning step, run whole behind (``worker.engine.write_behind``): the task returns at once, so
-    this pool child takes the shards the step sends while the step goes on."""
     task_id = plan_task_id(step)
 
-    def work(rt: Resources) -> Tail:
-        def planning() -> None:
-            try:
-                if step == 0:
-                    start_job(rt, tenant, job_id)
-                else:
-                    continue_planning(rt, tenant, job_id, step)
-            except _HANDLED_ABOVE:
-                raise
-            except Exception as exc:
-                log.exception("planning job %s failed (step %s)", job_id, step)
-                error = f"planning failed: {exc}"
-                rt.services.jobs.transition(tenant, job_id, JobStatus.failed, LIVE, error=error)
-                rt.services.done(job_id, task_id)
+    def work(rt: Resources) -> None:
+        try:
+            if step == 0:
+                start_job(rt, tenant, job_id)
+            else:
+                continue_planning(rt, tenant, job_id, step)
+        except _HANDLED_ABOVE:
+            raise
+        except Exception as exc:
+            log.exception("planning job %s failed (step %s)", job_id, step)
+            rt.services.jobs.transition(tenant, job_id, JobStatus.failed, LIVE, error=f"planning failed: {exc}")
+            rt.services.done(job_id, task_id)
 
-        return planning
-
-    _held(self, tenant, job_id, task_id, work, purpose="planning", rerunnable=True)
+    _held(self, tenant, job_id, task_id, work)
 
 
 @app.task(name=SHARD_TASK, bind=True)

@@ -143,25 +143,6 @@ class _Held:
         return run
 
 
-def waiting_out_outages(services: Services, job: str, task_id: str, tail: Tail, deadline: float) -> Tail:
-    """``tail``, run again after an outage (``Retryable``) with the task's backoff for as long as ``deadline``
-    allows, then failing with it (the work is handed back). Only for a tail that may run again from its
-    start: a planning step may (it starts again from the cursor its predecessor stored), a shard's tail may
-    not (it has dropped its pack once it failed)."""
-
-    def run() -> None:
-        backoff = _Backoff(services.settings.retry_backoff_max_s, metrics.task_label(task_id))
-        while True:
-            try:
-                tail()
-                return
-            except Retryable as exc:
-                if not backoff.wait(deadline, f"{task_id} of {job}", exc):
-                    raise
-
-    return run
-
-
 class _Backoff:
     def __init__(self, longest_s: float, task: str) -> None:
         self.next_s, self.longest_s, self.task = 1.0, longest_s, task

@@ -3,16 +3,13 @@
 A shard's tail (storing its pack and its extras, recording its items, writing its manifest, counting
 it) is round trips to the store and the coordinator only: about a tenth of a shard's time for a cheap
 pipeline on packed outputs (BENCHMARKS.md, service overhead). Run here, it overlaps the next shard's
-compute instead of holding it up. A planning step is round trips too (reading the input, storing shard
-entries, sending shards): it runs whole on a thread of its own, so that a worker whose only pool child
-planned a job takes the job's first shards while the rest is still being planned.
+compute instead of holding it up.
 
 Nothing is lost by it: the task stays held (``worker.engine.tasking``) until its tail has run, its lease
 renewed by its heartbeat and its work on record. A worker that dies first stops renewing; the reconciler
-sends the work again (a shard's unrecorded items are redone; a planning step starts again from the
-cursor its predecessor stored). At most one tail waits on each thread: handing over the next
+sends the shard again and its unrecorded items are redone. At most one tail waits: handing over the next
 waits for the previous, so a worker holds at most two shards' outputs, and the next task of a job is never
-more than one tail behind. A worker process drains its tails before it exits (``worker.celery_app``).
+more than one tail behind. A worker process drains its tail before it exits (``worker.celery_app``).
 """
 
 from __future__ import annotations
@@ -62,24 +59,14 @@ def _logged(tail: Tail) -> None:
         log.exception("a task's tail failed")
 
 
-_mine: dict[tuple[int, str], WriteBehind] = {}
+_mine: dict[int, WriteBehind] = {}
 
 
-def write_behind(purpose: str = "shards") -> WriteBehind:
-    """This process's write-behind thread for ``purpose`` (a Celery pool child runs one task at a time):
-    shards' tails on one, planning steps on another, so that neither waits for the other. Keyed by the
-    process: a forked child never inherits its parent's, whose threads do not exist in the child."""
+def write_behind() -> WriteBehind:
+    """This process's one write-behind thread (a Celery pool child runs one task at a time). Keyed by the
+    process: a forked child never inherits its parent's, whose thread does not exist in the child."""
     pid = os.getpid()
-    if any(owner != pid for owner, _ in _mine):
+    if pid not in _mine:
         _mine.clear()
-    if (pid, purpose) not in _mine:
-        _mine[pid, purpose] = WriteBehind()
-    return _mine[pid, purpose]
-
-
-def drain(timeout: float) -> None:
-    """Wait (up to ``timeout`` each) for the tails this process has in hand."""
-    pid = os.getpid()
-    for (owner, _), behind in list(_mine.items()):
-        if owner == pid:
-            behind.wait(timeout)
+        _mine[pid] = WriteBehind()
+    return _mine[pid]

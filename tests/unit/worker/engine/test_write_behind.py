@@ -1,6 +1,5 @@
 """A task's tail on the write-behind thread: the task stays held until its tail has run, a tail that fails
-hands the work back (a planning step waits out an outage and runs again), tails run one at a time on
-each thread (planning's apart from shards'), and a shard whose tail is lost (its worker died after the
+hands the work back, tails run one at a time, and a shard whose tail is lost (its worker died after the
 compute) is redone with every item once."""
 
 from __future__ import annotations
@@ -20,8 +19,8 @@ from tests.support.runtime import recording_resources, sent_tasks
 from worker.engine.finalize import finalize_job
 from worker.engine.lifecycle import start_job
 from worker.engine.shard import run_shard, start_shard
-from worker.engine.tasking import run_held, waiting_out_outages
-from worker.engine.write_behind import WriteBehind, write_behind
+from worker.engine.tasking import run_held
+from worker.engine.write_behind import WriteBehind
 
 
 def test_the_task_stays_held_until_its_tail_has_run(local_settings: Settings) -> None:
@@ -76,37 +75,6 @@ def test_a_tail_that_dies_still_lets_go_of_its_lease(local_settings: Settings) -
     # Released, the work still running on record: the reconciler sees an expired lease and sends it again.
     assert services.coordinator.lease_holder(lease_name("j", "shard:2")) is None
     assert WorkEntry.of(services.coordinator.work("j")["shard:2"]).state == "running"
-
-
-def test_a_planning_step_behind_waits_out_an_outage_and_runs_again_from_its_start(local_settings: Settings) -> None:
-    services = recording_resources(local_settings).services
-    services.submit("j", "plan:0", SHARD_TASK, ("t", "j", 0))
-    runs: list[int] = []
-
-    def step() -> None:
-        runs.append(len(runs))
-        if len(runs) == 1:
-            raise Retryable("the store is unavailable")
-        services.done("j", "plan:0")
-
-    behind = WriteBehind()
-    deadline = time.monotonic() + 60
-    tail = waiting_out_outages(services, "j", "plan:0", step, deadline)
-    run_held(services, "j", "plan:0", lambda: tail, deadline=deadline, behind=behind)
-    assert behind.wait(30)
-    assert runs == [0, 1]  # waited out, then run again whole: not handed back
-    assert services.coordinator.work("j") == {} and services.coordinator.lease_holder(lease_name("j", "plan:0")) is None
-
-
-def test_planning_and_shards_have_threads_of_their_own() -> None:
-    assert write_behind("planning") is write_behind("planning") is not write_behind("shards")
-    planning_may_end = threading.Event()
-    write_behind("planning").submit(lambda: planning_may_end.wait(10))
-    shard_tail_ran = threading.Event()
-    write_behind("shards").submit(shard_tail_ran.set)
-    assert shard_tail_ran.wait(5)  # a long planning step holds up no shard's tail
-    planning_may_end.set()
-    assert write_behind("planning").wait(10)
 
 
 def test_tails_run_one_at_a_time_in_order() -> None:
