@@ -17,7 +17,7 @@ from shared.queueing import SHARD_TASK
 from shared.results import iter_shards, read_index
 from shared.settings import Settings
 from tests.support.images import png, tar_with_broken_members
-from tests.support.runtime import recording_resources, sent_tasks
+from tests.support.runtime import recorded_batches, recording_resources, sent_tasks
 from worker.engine.finalize import finalize_job
 from worker.engine.inprocess import run_job_inprocess
 from worker.engine.lifecycle import start_job
@@ -73,14 +73,7 @@ def test_whole_job_every_item_once_with_reasons(local_settings: Settings, tmp_pa
 def test_redelivered_shard_skips_finished_items_and_isolates_the_suspect(
     local_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    batches: list[list[int]] = []
-    original = SaliencyPipeline.run_batch
-
-    def recorded(self: SaliencyPipeline, items: list[Item]) -> list[Any]:
-        batches.append([item.index for item in items])
-        return original(self, items)
-
-    monkeypatch.setattr(SaliencyPipeline, "run_batch", recorded)
+    batches = recorded_batches(monkeypatch)
     archive = tmp_path / "in.tar"
     tar_with_broken_members(archive, good=12, huge_bytes=10)
     rt, job_id = submit(local_settings, archive)

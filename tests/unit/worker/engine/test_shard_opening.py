@@ -16,12 +16,10 @@ from shared.kinds import parse_spec
 from shared.settings import Settings
 from shared.storage.s3 import S3Storage
 from tests.support.images import png, tar_with_broken_members
-from tests.support.runtime import recording_resources
+from tests.support.runtime import recorded_batches, recording_resources
 from worker.engine import shard_items
 from worker.engine.lifecycle import start_job
 from worker.engine.shard import run_shard
-from worker.pipelines.base import Item
-from worker.pipelines.saliency_method import SaliencyPipeline
 from worker.runtime.resources import Resources
 
 SPEC = {"kind": "saliency", "method": "spectral_residual"}
@@ -32,18 +30,6 @@ def _planned(rt: Resources, input_uri: str) -> str:
     job_id = rt.services.jobs.create("local", parsed.kind, parsed.model_dump(mode="json"), None).id
     start_job(rt, "local", job_id)
     return job_id
-
-
-def _batches(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
-    batches: list[list[int]] = []
-    original = SaliencyPipeline.run_batch
-
-    def recorded(self: SaliencyPipeline, items: list[Item]) -> list[Any]:
-        batches.append([item.index for item in items])
-        return original(self, items)
-
-    monkeypatch.setattr(SaliencyPipeline, "run_batch", recorded)
-    return batches
 
 
 def _finish_first_item(rt: Resources, job_id: str, shard: int) -> list[Any]:
@@ -66,7 +52,7 @@ def test_items_are_decoded_during_the_bookkeeping_and_what_was_finished_does_not
     rt.services.storage.put_bytes(keys.upload("local", "u1", f"in.{fmt}"), data)
     job_id = _planned(rt, "upload://u1")
     entries = _finish_first_item(rt, job_id, 0)
-    batches = _batches(monkeypatch)
+    batches = recorded_batches(monkeypatch)
     decoded = threading.Event()
     decode = shard_items.decode_image
 

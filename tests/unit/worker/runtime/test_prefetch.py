@@ -44,21 +44,25 @@ def test_reading_ahead_is_bounded_and_work_overlaps() -> None:
     assert list(stream) == list(range(1, 100))
 
 
+def _telling_when_closed(closed: threading.Event) -> Iterator[int]:
+    try:
+        yield from range(10_000)
+    finally:
+        closed.set()
+
+
+def _no_producer_left() -> bool:
+    return not any(t.name == "fovea-prefetch" and t.is_alive() for t in threading.enumerate())
+
+
 def test_leaving_early_closes_the_source_on_its_thread() -> None:
     closed = threading.Event()
-
-    def source() -> Iterator[int]:
-        try:
-            yield from range(10_000)
-        finally:
-            closed.set()
-
-    with Prefetch(source(), depth=2) as stream:
+    with Prefetch(_telling_when_closed(closed), depth=2) as stream:
         for value in stream:
             if value == 3:
                 break
     assert closed.wait(5)
-    assert not any(t.name == "fovea-prefetch" and t.is_alive() for t in threading.enumerate())
+    assert _no_producer_left()
 
 
 def test_reading_starts_before_the_first_value_is_asked_for() -> None:
@@ -75,13 +79,6 @@ def test_reading_starts_before_the_first_value_is_asked_for() -> None:
 
 def test_closing_before_reading_stops_the_producer_and_closes_its_source() -> None:
     closed = threading.Event()
-
-    def source() -> Iterator[int]:
-        try:
-            yield from range(10_000)
-        finally:
-            closed.set()
-
-    Prefetch(source(), depth=2).close()
+    Prefetch(_telling_when_closed(closed), depth=2).close()
     assert closed.wait(5)
-    assert not any(t.name == "fovea-prefetch" and t.is_alive() for t in threading.enumerate())
+    assert _no_producer_left()
