@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from shared.coordination import Coordinator
+from shared.coordination import Coordinator, TakenWork
 
 Send = Callable[[str, list[Any]], None]
 
@@ -84,12 +84,8 @@ def queue_work(
     send(task, list(args))
 
 
-def mark_running(coordinator: Coordinator, job: str, task_id: str) -> WorkEntry | None:
-    """A worker took the task (and holds its lease); None if it is no longer outstanding."""
-    found = coordinator.work_entry(job, task_id)
-    if found is None:
-        return None
-    entry = WorkEntry.of(found)
-    entry.state, entry.since = "running", time.time()
-    coordinator.put_work(job, task_id, asdict(entry))
-    return entry
+def take_work(coordinator: Coordinator, job: str, task_id: str, owner: str, ttl_s: float) -> TakenWork:
+    """A worker takes the task: its lease, and its work marked running (unless a live worker holds the lease,
+    or the task is no longer outstanding), in one round trip."""
+    running = {"state": "running", "since": time.time()}
+    return coordinator.take_work(job, task_id, lease_name(job, task_id), owner, ttl_s, running)

@@ -4,7 +4,7 @@ Two backends with one interface: Redis (distributed) and SQLite (embedded defaul
 twin for tests). The object store holds the durable record; this holds what changes every batch.
 """
 
-from shared.coordination.base import Coordinator
+from shared.coordination.base import Coordinator, TakenWork
 from shared.coordination.factory import open_coordinator
 
-__all__ = ["Coordinator", "open_coordinator"]
+__all__ = ["Coordinator", "TakenWork", "open_coordinator"]

@@ -8,6 +8,17 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class TakenWork:
+    """What taking a task found (``Coordinator.take_work``)."""
+
+    held_elsewhere: bool
+    """A live worker holds the task's lease: nothing was changed."""
+    entry: dict[str, Any] | None
+    """The task's work entry with the changes made; None when it is no longer outstanding (done already:
+    the lease is not kept)."""
+
+
+@dataclass(frozen=True)
 class LiveProgress:
     total: int | None
     done: int
@@ -57,6 +68,11 @@ class Coordinator(ABC):
     def attempts(self, job: str, indices: list[int]) -> dict[int, int]:
         """How many times each item was begun and not ended (items never begun are absent)."""
 
+    def item_states(self, job: str, indices: list[int]) -> tuple[dict[int, dict[str, Any]], dict[int, int]]:
+        """``item_results`` and ``attempts`` of these items, in one round trip where the backend allows (what a
+        shard asks when it opens)."""
+        return self.item_results(job, indices), self.attempts(job, indices)
+
     @abstractmethod
     def mark_shard_done(self, job: str, shard: int, ok: int, failed: int) -> int:
         """Mark a shard finished with its items' counts (idempotent); returns how many shards are finished."""
@@ -87,6 +103,22 @@ class Coordinator(ABC):
     def work_entry(self, job: str, task_id: str) -> dict[str, Any] | None:
         """One outstanding task of the job, or None (what a task asks, in time independent of the job's
         size: a big job has thousands of shards outstanding)."""
+
+    def take_work(
+        self, job: str, task_id: str, lease: str, owner: str, ttl_s: float, changes: dict[str, Any]
+    ) -> TakenWork:
+        """A worker takes a task: the task's lease for ``owner`` (unless a live worker holds it) and, while the
+        task is outstanding, ``changes`` made to its work entry; in one round trip where the backend allows
+        (every task asks it first, on the thread that runs the task)."""
+        if not self.acquire_lease(lease, owner, ttl_s):
+            return TakenWork(held_elsewhere=True, entry=None)
+        found = self.work_entry(job, task_id)
+        if found is None:
+            self.release_lease(lease, owner)
+            return TakenWork(held_elsewhere=False, entry=None)
+        entry = {**found, **changes}
+        self.put_work(job, task_id, entry)
+        return TakenWork(held_elsewhere=False, entry=entry)
 
     @abstractmethod
     def jobs_with_work(self) -> list[str]:

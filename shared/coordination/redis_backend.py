@@ -7,7 +7,7 @@ from typing import Any
 
 import redis
 
-from shared.coordination.base import Coordinator, LiveProgress
+from shared.coordination.base import Coordinator, LiveProgress, TakenWork
 from shared.errors import Retryable
 
 TTL_S = 14 * 86400
@@ -47,6 +47,34 @@ if ARGV[2] == '0' then redis.call('DEL', KEYS[1]) else redis.call('PEXPIRE', KEY
 return 1
 """
 
+# KEYS: lease, work hash. ARGV: owner, ttl in ms, task id, changes (a JSON object). Returns {0} when another
+# owner holds the lease, {1} when the task is no longer outstanding (the lease is not kept), else {2, entry}.
+_TAKE = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return {0} end
+local raw = redis.call('HGET', KEYS[2], ARGV[3])
+if not raw then
+  if holder then redis.call('DEL', KEYS[1]) end
+  return {1}
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local entry = cjson.decode(raw)
+for name, value in pairs(cjson.decode(ARGV[4])) do entry[name] = value end
+local updated = cjson.encode(entry)
+redis.call('HSET', KEYS[2], ARGV[3], updated)
+return {2, updated}
+"""
+
+# KEYS: attempts hash. ARGV: ttl, how many ended, the ended, then the begun. One reply, where a MULTI of one
+# command per item had one per command: parsing those replies on a busy worker cost a few milliseconds a batch.
+_BEGIN = """
+local ended = tonumber(ARGV[2])
+for i = 3, 2 + ended do redis.call('HDEL', KEYS[1], ARGV[i]) end
+for i = 3 + ended, #ARGV do redis.call('HINCRBY', KEYS[1], ARGV[i], 1) end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
 # KEYS: status key. ARGV: new status, ttl, allowed previous statuses...
 _CAS = """
 local current = redis.call('GET', KEYS[1])
@@ -77,6 +105,8 @@ class RedisCoordinator(Coordinator):
         self._drop_work = self.client.register_script(_DROP_WORK)
         self._acquire = self.client.register_script(_ACQUIRE)
         self._renew = self.client.register_script(_RENEW)
+        self._take = self.client.register_script(_TAKE)
+        self._begin = self.client.register_script(_BEGIN)
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -125,19 +155,26 @@ class RedisCoordinator(Coordinator):
             self._call(pipe.execute)
 
     def begin_attempt(self, job: str, indices: list[int], ended: list[int] | None = None) -> None:
-        pipe = self.client.pipeline()
-        if ended:
-            pipe.hdel(_k(job, "attempts"), *[str(i) for i in ended])
-        for index in indices:
-            pipe.hincrby(_k(job, "attempts"), str(index), 1)
-        pipe.expire(_k(job, "attempts"), TTL_S)
-        self._call(pipe.execute)
+        ended = ended or []
+        self._call(self._begin, keys=[_k(job, "attempts")], args=[TTL_S, len(ended), *ended, *indices])
 
     def attempts(self, job: str, indices: list[int]) -> dict[int, int]:
         if not indices:
             return {}
         values = self._call(self.client.hmget, _k(job, "attempts"), indices)
         return {i: int(v) for i, v in zip(indices, values, strict=True) if v is not None}
+
+    def item_states(self, job: str, indices: list[int]) -> tuple[dict[int, dict[str, Any]], dict[int, int]]:
+        if not indices:
+            return {}, {}
+        pipe = self.client.pipeline(transaction=False)  # two reads: one round trip, no MULTI needed
+        pipe.hmget(_k(job, "items"), indices)
+        pipe.hmget(_k(job, "attempts"), indices)
+        results, attempts = self._call(pipe.execute)
+        return (
+            {i: json.loads(v) for i, v in zip(indices, results, strict=True) if v is not None},
+            {i: int(v) for i, v in zip(indices, attempts, strict=True) if v is not None},
+        )
 
     def mark_shard_done(self, job: str, shard: int, ok: int, failed: int) -> int:
         pipe = self.client.pipeline()
@@ -187,6 +224,16 @@ class RedisCoordinator(Coordinator):
     def work_entry(self, job: str, task_id: str) -> dict[str, Any] | None:
         raw = self._call(self.client.hget, _k(job, "work"), task_id)
         return None if raw is None else dict(json.loads(raw))
+
+    def take_work(
+        self, job: str, task_id: str, lease: str, owner: str, ttl_s: float, changes: dict[str, Any]
+    ) -> TakenWork:
+        ttl_ms = max(1, int(ttl_s * 1000))
+        args = [owner, ttl_ms, task_id, json.dumps(changes)]
+        found = self._call(self._take, keys=[_LEASE + lease, _k(job, "work")], args=args)
+        if int(found[0]) == 0:
+            return TakenWork(held_elsewhere=True, entry=None)
+        return TakenWork(held_elsewhere=False, entry=dict(json.loads(found[1])) if int(found[0]) == 2 else None)
 
     def jobs_with_work(self) -> list[str]:
         return sorted(v.decode() for v in self._call(self.client.smembers, _WORK_JOBS))

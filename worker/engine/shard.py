@@ -140,12 +140,12 @@ def _recorded_so_far(
     too often quarantined), the items still to do, and those to retry alone (a worker died on them)."""
     coordinator, cap, job_id = services.coordinator, services.settings.max_deliveries, items.job
     planned_failures = {int(e["index"]): e for e in entry.get("errors", [])}
-    results = coordinator.item_results(job_id, [*names, *planned_failures])
+    results, begun = coordinator.item_states(job_id, [*names, *planned_failures])
     unrecorded = {i: e for i, e in planned_failures.items() if i not in results}
     items.record(unrecorded, metrics.INPUT)  # members planning could not make items of
     results.update(unrecorded)
     pending = [i for i in names if i not in results]
-    attempts = coordinator.attempts(job_id, pending)
+    attempts = {i: begun[i] for i in pending if i in begun}
     quarantined = {
         i: failed(i, names[i], f"quarantined: the worker process died {n} times while processing this item")
         for i, n in attempts.items()

@@ -1,7 +1,7 @@
 """How a worker runs one task of a job so that no outage or death can lose it.
 
 - It takes the task's lease (a live holder elsewhere means the task is being done: nothing to do) and marks
-  the task's work running; a heartbeat renews the lease while the task runs. A worker that dies stops
+  the task's work running, in one round trip; a heartbeat renews the lease while the task runs. A worker that dies stops
   renewing: the lease expires and the reconciler sends the work again.
 - A task whose work is no longer on record was done already (its successor is on record): it is skipped.
 - Outages (``Retryable``: the store or the coordinator unreachable) are waited out in the task, with a
@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable
 
 from shared.errors import Retryable
-from shared.work import WorkEntry, lease_name, mark_running
+from shared.work import WorkEntry, lease_name, take_work
 from worker.engine.write_behind import Tail, WriteBehind
 from worker.runtime import metrics
 from worker.runtime.services import Services
@@ -81,11 +81,11 @@ def run_held(
     backoff = _Backoff(settings.retry_backoff_max_s, metrics.task_label(task_id))
     while True:  # take the lease, waiting out a coordinator outage
         try:
-            if not coordinator.acquire_lease(lease, owner, settings.lease_ttl_s):
+            taken = take_work(coordinator, job, task_id, owner, settings.lease_ttl_s)
+            if taken.held_elsewhere:
                 log.info("%s of %s is held by a live worker: nothing to do", task_id, job)
                 return
-            if mark_running(coordinator, job, task_id) is None:
-                _release(services, lease, owner)
+            if taken.entry is None:
                 return  # done already
             break
         except Retryable as exc:

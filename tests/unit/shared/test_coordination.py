@@ -90,3 +90,33 @@ def test_outstanding_work_leases_and_epoch(coordinator: Coordinator) -> None:
     assert coordinator.epoch() is None
     coordinator.set_epoch("e1")
     assert coordinator.epoch() == "e1"
+
+
+def test_taking_work_takes_the_lease_and_changes_the_entry_at_once(coordinator: Coordinator) -> None:
+    entry = {"task": "fovea.shard", "args": ["t", "j", 3], "state": "queued", "since": 1.5, "deaths": 2}
+    entry |= {"strikes": 1, "last_error": 'a "quoted" reason / with ünïcode'}
+    coordinator.put_work("j", "shard:3", entry)
+    taken = coordinator.take_work("j", "shard:3", "j:shard:3", "a", 5, {"state": "running", "since": 1764800000.25})
+    expected = {**entry, "state": "running", "since": 1764800000.25}
+    assert not taken.held_elsewhere and taken.entry == expected
+    assert coordinator.work_entry("j", "shard:3") == expected and coordinator.lease_holder("j:shard:3") == "a"
+    # Another worker finds it held and changes nothing; the holder may take it again.
+    held = coordinator.take_work("j", "shard:3", "j:shard:3", "b", 5, {"state": "queued"})
+    assert held.held_elsewhere and held.entry is None and coordinator.work_entry("j", "shard:3") == expected
+    assert coordinator.take_work("j", "shard:3", "j:shard:3", "a", 5, {"deaths": 3}).entry == {**expected, "deaths": 3}
+    # No longer outstanding (done already): nothing is taken, and a lease its taker held is given up.
+    coordinator.drop_work("j", "shard:3")
+    done = coordinator.take_work("j", "shard:3", "j:shard:3", "a", 5, {"state": "running"})
+    assert not done.held_elsewhere and done.entry is None and coordinator.lease_holder("j:shard:3") is None
+    assert coordinator.take_work("j", "shard:4", "j:shard:4", "a", 5, {}).entry is None
+    assert coordinator.lease_holder("j:shard:4") is None and coordinator.work_entry("j", "shard:3") is None
+
+
+def test_item_states_are_the_results_and_the_attempts(coordinator: Coordinator) -> None:
+    coordinator.record_items("j", {0: {"status": "ok"}, 1: {"status": "failed", "error": "x"}})
+    coordinator.begin_attempt("j", [1, 2, 3])
+    coordinator.begin_attempt("j", [3], ended=[2])
+    results, attempts = coordinator.item_states("j", [0, 1, 2, 3, 4])
+    assert results == coordinator.item_results("j", [0, 1, 2, 3, 4]) and set(results) == {0, 1}
+    assert attempts == coordinator.attempts("j", [0, 1, 2, 3, 4]) == {1: 1, 3: 2}
+    assert coordinator.item_states("j", []) == ({}, {})

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from shared import keys
+from shared.coordination import Coordinator
 from shared.jobs import JobStatus
 from shared.kinds import parse_spec
 from shared.queueing import CONTROL_QUEUE, FINALIZE_TASK, PLAN_TASK, QUEUE, SHARD_TASK, TRAIN_STEP_TASK
 from shared.settings import Settings
-from shared.work import WorkEntry, lease_name, mark_running
+from shared.work import WorkEntry, lease_name, take_work
 from tests.support.images import tar_with_broken_members
 from tests.support.runtime import recording_resources, sent_tasks
 from worker.engine.lifecycle import start_job
@@ -56,13 +57,18 @@ def _shards_sent(rt: Resources) -> list[tuple[Any, ...]]:
     return [args for name, args in sent_tasks(rt) if name == SHARD_TASK]
 
 
+def _taken_then_died(coordinator: Coordinator, job: str, task_id: str) -> None:
+    """A worker took the task (its work marked running) and died at once: its lease has expired."""
+    assert take_work(coordinator, job, task_id, "w1", 0.001).entry is not None
+    time.sleep(0.01)
+
+
 def test_work_whose_worker_died_is_sent_again_then_abandoned(local_settings: Settings, tmp_path: Path) -> None:
     rt, job = _job(local_settings, tmp_path)
     start_job(rt, "local", job)
     coordinator, broker = rt.services.coordinator, FakeBroker(waiting=3)
     assert reconcile(rt.services, broker) == []  # queued, the broker holds messages: nothing to do
-    coordinator.acquire_lease(lease_name(job, "shard:0"), "w1", 0.05)  # a worker took shard 0 ...
-    mark_running(coordinator, job, "shard:0")
+    assert take_work(coordinator, job, "shard:0", "w1", 0.05).entry is not None  # a worker took shard 0 ...
     assert reconcile(rt.services, broker) == []  # ... and holds its lease
     time.sleep(0.1)  # ... then died: the lease expired
     before = len(_shards_sent(rt))
@@ -71,10 +77,10 @@ def test_work_whose_worker_died_is_sent_again_then_abandoned(local_settings: Set
     assert len(_shards_sent(rt)) == before + 1 and _shards_sent(rt)[-1] == ("local", job, 0)
     assert WorkEntry.of(coordinator.work(job)["shard:0"]).deaths == 1
     for deaths in range(2, 7):  # every delivery dies the same way
-        mark_running(coordinator, job, "shard:0")
+        _taken_then_died(coordinator, job, "shard:0")
         assert "sent again" in reconcile(rt.services, broker)[0]
         assert WorkEntry.of(coordinator.work(job)["shard:0"]).deaths == deaths
-    mark_running(coordinator, job, "shard:0")
+    _taken_then_died(coordinator, job, "shard:0")
     assert reconcile(rt.services, broker) == [f"{job} shard:0: abandoned (the worker running it died 7 times)"]
     manifest = rt.services.storage.get_json(keys.shard_manifest("local", job, 0))
     assert all(item["status"] == "failed" and "died 7 times" in item["error"] for item in manifest["items"])
