@@ -67,14 +67,14 @@ def start_shard(rt: Resources, tenant: str, job_id: str, shard: int) -> Tail | N
     write-behind thread (``worker.engine.write_behind``) while it takes the next shard.
 
     Opening a shard is round trips only, so they overlap: its manifest (finished already?), its entries and
-    the job's record are read at once, and its items are read and decoded while the coordinator is asked
-    which of them are still to do."""
+    the job's record (once a process: only its kind and spec are used, which never change) are read at once,
+    and its items are read and decoded while the coordinator is asked which of them are still to do."""
     services = rt.services
     storage, coordinator = services.storage, services.coordinator
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fovea-open") as reads:
         finished = reads.submit(_finished, services, tenant, job_id, shard)
-        job = reads.submit(services.jobs.load, tenant, job_id)
+        job = reads.submit(rt.jobs.get, (tenant, job_id), lambda: services.jobs.load(tenant, job_id))
         entry = load_shard_entries(services, tenant, job_id, shard)
         done, record = finished.result(), job.result()
     if done is not None:  # finished already (a redelivery): count it again (idempotent), never run it twice

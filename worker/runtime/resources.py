@@ -1,5 +1,6 @@
 """Everything a worker process holds for its lifetime, built lazily in the worker child (never in the
-parent: CUDA does not survive fork): the outside world, the model cache, the device, a data cache."""
+parent: CUDA does not survive fork): the outside world, the model cache, the device, a data cache, and the
+records of the jobs it works for."""
 
 from __future__ import annotations
 
@@ -21,9 +22,18 @@ class Resources:
     models: ModelCache
     device: torch.device
     data: ProcessCache
+    jobs: ProcessCache
+    """Job records by (tenant, job id), for what never changes in them (kind, spec): a shard reads its job's
+    record once per process, not once per shard."""
 
     @classmethod
     def create(cls, settings: Settings, enqueue: Enqueue) -> Resources:
         services = Services.from_settings(settings, enqueue)
         services.storage = TimedStorage(services.storage)  # what the worker waits for, in its metrics
-        return cls(services, ModelCache(settings, services.storage), resolve_device(settings.device), ProcessCache())
+        return cls(
+            services,
+            ModelCache(settings, services.storage),
+            resolve_device(settings.device),
+            ProcessCache(),
+            ProcessCache(64),
+        )
