@@ -62,14 +62,14 @@ def test_items_are_decoded_during_the_bookkeeping_and_what_was_finished_does_not
 
     monkeypatch.setattr(shard_items, "decode_image", decode_and_tell)
     coordinator = rt.services.coordinator
-    ask = coordinator.item_results
+    ask = coordinator.item_states
     decoded_before_the_answer: list[bool] = []
 
-    def slow_answer(job: str, indices: list[int]) -> dict[int, dict[str, Any]]:
+    def slow_answer(job: str, indices: list[int]) -> tuple[dict[int, dict[str, Any]], dict[int, int]]:
         decoded_before_the_answer.append(decoded.wait(10))  # the reader does not wait for the answer
         return ask(job, indices)
 
-    monkeypatch.setattr(coordinator, "item_results", slow_answer)
+    monkeypatch.setattr(coordinator, "item_states", slow_answer)
     run_shard(rt, "local", job_id, 0)
     assert decoded_before_the_answer == [True]
     items = rt.services.storage.get_json(keys.shard_manifest("local", job_id, 0))["items"]
@@ -110,3 +110,21 @@ def test_keys_already_finished_are_never_fetched(
     assert entries[0][2] not in fetched and all(row[2] in fetched for row in entries[1:])
     items = rt.services.storage.get_json(keys.shard_manifest("local", job_id, 0))["items"]
     assert [item["index"] for item in items] == [0, 1, 2, 3] and items[0]["marker"] == 1
+
+
+def test_a_worker_reads_a_jobs_record_once_for_all_its_shards(
+    local_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = tmp_path / "in.tar"
+    tar_with_broken_members(plain, good=20, huge_bytes=10)
+    rt = recording_resources(local_settings)
+    rt.services.storage.put_bytes(keys.upload("local", "u1", "in.tar"), plain.read_bytes())
+    job_id = _planned(rt, "upload://u1")
+    shards = rt.services.storage.get_json(keys.plan("local", job_id))["shards"]
+    record, read = keys.job_record("local", job_id), rt.services.storage.get_bytes
+    reads: list[str] = []
+    monkeypatch.setattr(rt.services.storage, "get_bytes", lambda key: (reads.append(key), read(key))[1])
+    for shard in range(shards):
+        run_shard(rt, "local", job_id, shard)
+    assert shards >= 3 and reads.count(record) == 1
+    assert rt.services.coordinator.progress(job_id).shards_done == shards  # type: ignore[union-attr]
