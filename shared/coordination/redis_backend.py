@@ -65,8 +65,8 @@ redis.call('HSET', KEYS[2], ARGV[3], updated)
 return {2, updated}
 """
 
-# KEYS: attempts hash. ARGV: ttl, how many ended, the ended, then the begun. One reply, where a MULTI of one
-# command per item had one per command: parsing those replies on a busy worker cost a few milliseconds a batch.
+# KEYS: attempts hash. ARGV: ttl, how many ended, the ended, then the begun. One command and one reply a batch,
+# where a MULTI of one command per item sent and parsed one per item on the pool child's busy main thread.
 _BEGIN = """
 local ended = tonumber(ARGV[2])
 for i = 3, 2 + ended do redis.call('HDEL', KEYS[1], ARGV[i]) end
