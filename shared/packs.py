@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import mimetypes
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from shared.storage import Storage
@@ -48,6 +49,12 @@ def parse_ref(path: str) -> PackedOutput | None:
     if found is None:
         return None
     return PackedOutput(found["path"], int(found["offset"]), int(found["size"]), found["member"])
+
+
+def pack_paths(paths: Iterable[str]) -> set[str]:
+    """The packs these output paths point into, read cheaply (the part before ``#``): a superset of what
+    ``parse_ref`` would name, which is the safe side for telling packs in use from packs to delete."""
+    return {path.partition("#")[0] for path in paths if "#" in path}
 
 
 def read_packed(storage: Storage, key: str, output: PackedOutput) -> bytes:

@@ -1,10 +1,10 @@
 """Finalising a job: one manifest with every item exactly once, a summary, an HTML report, and the shard
 index that results pages read.
 
-One streaming pass over the shard manifests: the manifest is written item by item, counts and the kind's
+One streaming pass over the shard manifests: the manifest is written shard by shard, counts and the kind's
 figures are added up as items go by, and the report keeps only what it shows (a capped gallery and a
-capped list of failures), so memory holds one shard (and a byte per item for the arrays' rows) whatever
-the job's size. Idempotent: it rebuilds
+capped list of failures), so memory holds a few shards (and a byte per item for the arrays' rows)
+whatever the job's size. Idempotent: it rebuilds
 everything from the durable shard manifests, so running it twice (two shards finishing together, a
 redelivered task) writes the same objects again.
 """
@@ -25,7 +25,7 @@ from shared import keys
 from shared.jobs import JobStatus, Progress, now
 from shared.jobstore import LIVE
 from shared.kinds import parse_spec
-from shared.packs import parse_ref
+from shared.packs import pack_paths
 from shared.results import ShardIndex, iter_shards, read_ahead, read_plan, write_index
 from shared.storage import Storage
 from worker.engine.arrays import write_job_arrays
@@ -79,7 +79,7 @@ def _stream_manifest(
     plan: ShardIndex | None,
     visit: Callable[[dict[str, Any]], None],
 ) -> list[list[int]]:
-    """Write manifest.json item by item (through a temporary file: memory holds one shard), calling
+    """Write manifest.json shard by shard (through a temporary file: memory holds a few shards), calling
     ``visit`` on each item; returns each shard's (ok, failed) counts."""
     storage = services.storage
     counts: list[list[int]] = []
@@ -94,12 +94,14 @@ def _stream_manifest(
                 else iter(())
             )
             for _shard, items in shards:
+                if items:
+                    # One encoding and one write a shard: per item, the calls (and the GIL handed to the
+                    # reading threads at every buffered flush) cost more than the encoding itself.
+                    body = json.dumps(items, separators=(",", ":"), default=str).encode()
+                    spool.write((b"" if first else b",") + body[1:-1])
+                    first = False
                 ok = 0
                 for item in items:
-                    spool.write(
-                        (b"" if first else b",") + json.dumps(item, separators=(",", ":"), default=str).encode()
-                    )
-                    first = False
                     ok += item["status"] == "ok"
                     visit(item)
                 counts.append([ok, len(items) - ok])
@@ -127,7 +129,7 @@ def finalize_job(services: Services, tenant: str, job_id: str) -> None:
         tally.add(item)
         if item["status"] == "ok":
             ok_rows[int(item["index"])] = True
-            packs.update(found.pack for path in item.get("outputs", {}).values() if (found := parse_ref(path)))
+            packs.update(pack_paths(item.get("outputs", {}).values()))
         if figures is not None:
             figures.add(item)
 

@@ -6,7 +6,7 @@ import io
 import tarfile
 from pathlib import Path
 
-from shared.packs import parse_ref
+from shared.packs import pack_paths, parse_ref
 from shared.storage.local import LocalStorage
 from worker.runtime.packing import PackWriter
 
@@ -20,10 +20,12 @@ def test_references_point_at_the_bytes_of_a_readable_tar(tmp_path: Path) -> None
         (8, "x" * 95 + ".npy"): b"long name" * 1000,  # past ustar's 100 bytes: a pax header
         (9, "boxes.jpg"): b"b" * 512,
     }
-    refs = {key: parse_ref(writer.add(key[0], key[1], data)) for key, data in outputs.items()}
+    paths = {key: writer.add(key[0], key[1], data) for key, data in outputs.items()}
+    refs = {key: parse_ref(path) for key, path in paths.items()}
     writer.seal()
     pack = {ref.pack for ref in refs.values() if ref is not None}
     assert len(pack) == 1
+    assert pack_paths([*paths.values(), "outputs/00000007/plain.png"]) == pack  # the finaliser's cheap reading
     data = storage.get_bytes(pack.pop())
     assert len(data) % tarfile.RECORDSIZE == 0
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
