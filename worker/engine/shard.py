@@ -28,7 +28,7 @@ from shared.kinds import parse_spec
 from shared.queueing import FINALIZE_TASK
 from shared.work import shard_task_id
 from worker.engine.batch_extras import BatchExtras
-from worker.engine.plan import load_shard_entries
+from worker.engine.plan import load_shard_entries, load_state
 from worker.engine.shard_items import NO_IMAGE, Wanted, decoded_items
 from worker.engine.shard_recorder import ShardRecorder
 from worker.engine.write_behind import Tail
@@ -287,8 +287,11 @@ def _complete(services: Services, tenant: str, job_id: str, shard: int, items: l
     progress = coordinator.progress(job_id)
     shards = progress.shards if progress is not None else None
     if shards is None:  # still planning, or the coordinator lost the plan (a Redis without AOF restarted)
-        plan = services.storage.get_json(keys.plan(tenant, job_id))
-        shards = int(plan["shards"]) if plan.get("complete") else None  # planning sends the finaliser then
+        # No plan stored yet: planning's first step is still running elsewhere (a control worker, another
+        # worker) and sent this shard before its end. Planning sends the finaliser then, as for an
+        # incomplete plan.
+        plan = load_state(services, tenant, job_id) or {}
+        shards = int(plan["shards"]) if plan.get("complete") else None
     if progress is not None:
         live = Progress(total=progress.total, done=progress.done, failed=progress.failed)
         services.jobs.save_progress(tenant, job_id, live)

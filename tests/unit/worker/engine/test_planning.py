@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import io
 import zipfile
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,14 @@ import pytest
 from shared import keys
 from shared.jobs import JobStatus
 from shared.kinds import parse_spec
+from shared.queueing import FINALIZE_TASK, SHARD_TASK
 from shared.settings import Settings
 from tests.support.images import add_bytes, jpeg, png, tar_with_broken_members
 from tests.support.runtime import recording_resources
+from worker.engine.finalize import finalize_job
 from worker.engine.inprocess import run_job_inprocess
+from worker.engine.lifecycle import start_job
+from worker.engine.shard import run_shard
 from worker.inputs.archive import iter_members
 from worker.runtime.resources import Resources
 
@@ -145,3 +150,38 @@ def test_an_input_read_in_parts_is_never_held_whole(local_settings: Settings, tm
         with io.BytesIO(data) as stream:
             member = next(m for m in iter_members(stream, "in.tar", max_bytes=10**7) if m.name == name)
         assert data[offset : offset + size] == member.data
+
+
+def test_shards_that_end_before_planning_stores_its_plan_end_the_job_once(
+    local_settings: Settings, tmp_path: Path
+) -> None:
+    """Planning on another worker (a control worker) sends each shard as it is planned, so a shard can end
+    before planning's step has stored the plan: it counts as still planning (its tail does not fail and
+    run the shard again), and planning's end sends the finaliser."""
+    settings = local_settings.model_copy(update={"shard_items": 4})
+    archive = _archive(tmp_path, "tar")
+    later: deque[tuple[str, tuple[Any, ...]]] = deque()
+    ran: list[int] = []
+
+    def enqueue(name: str, args: tuple[Any, ...]) -> None:
+        if name != SHARD_TASK:
+            later.append((name, args))
+            return
+        assert not rt.services.storage.exists(keys.plan("local", job_id))  # planning's step has not ended
+        run_shard(rt, *args)  # another worker takes it at once
+        ran.append(int(args[2]))
+
+    rt = Resources.create(settings, enqueue)
+    rt.services.storage.put_bytes(keys.upload("local", "u1", archive.name), archive.read_bytes())
+    parsed = parse_spec({**SPEC, "input": "upload://u1"})
+    job_id = rt.services.jobs.create("local", parsed.kind, parsed.model_dump(mode="json"), None).id
+    start_job(rt, "local", job_id)
+    plan = rt.services.storage.get_json(keys.plan("local", job_id))
+    assert plan["complete"] and ran == list(range(plan["shards"])) and plan["shards"] > 1
+    assert [name for name, _ in later] == [FINALIZE_TASK]  # sent once, by planning's end
+    finalize_job(rt.services, *later[0][1])
+    record = rt.services.jobs.load("local", job_id)
+    items = rt.services.storage.get_json(keys.manifest("local", job_id))["items"]
+    assert record.status == JobStatus.succeeded
+    assert [item["index"] for item in items] == list(range(plan["total"]))
+    assert record.progress.done + record.progress.failed == plan["total"]
