@@ -2,7 +2,9 @@
 
 Same saliency work over the same archive, written to the same S3 server, twice:
   1. a bare in-process loop: decode, run the pipeline in batches, write outputs;
-  2. through the service: API over HTTP, Redis broker and coordinator, one Celery worker, S3.
+  2. through the service: API over HTTP, Redis broker and coordinator, one Celery worker, S3 (with
+     ``--control-worker``, as docker compose deploys it: the worker takes items only, and planning and
+     finalising run on a control worker of their own at a lower CPU priority).
 Prints one JSON line per figure, the ratio of the two, where the service's time went (from the worker's
 log), and submission latency p50/p99 over many POSTs.
 The bare loop runs again after the service: the ratio is taken against the mean of the runs before and
@@ -11,7 +13,7 @@ after, so that a drift of the machine's speed through the run (a shared VM's) we
 the stack started afresh each round: one ratio a round, and their median.
 
     .venv/bin/python bench/service_overhead.py [--items 2000] [--method spectral_residual] [--submissions 1000] [--packed]
-        [--store moto|seaweedfs] [--rounds 1] [--shard-items 128]
+        [--store moto|seaweedfs] [--rounds 1] [--shard-items 128] [--control-worker]
 
 moto (the default) is an in-process Python server whose own costs weigh on both loops; ``--store
 seaweedfs`` uses the S3 server of the scale runs. The jobs submitted to time submission go to a Redis and
@@ -156,30 +158,34 @@ def timed_job(stack: Stack, client: Any, job: dict[str, object], items: int) -> 
     """Start one worker (not timed), then time one job from its POST to ``succeeded``: items a second."""
     worker = stack.start_worker(len(stack.workers))
     stack.workers.append(worker)
-    wait_until(lambda: "ready." in worker.tail(200), 120, "the worker to start")
+    for started in [worker, *([stack.control] if stack.control is not None else [])]:
+        wait_until(lambda started=started: "ready." in started.tail(200), 120, "the workers to start")
     posted_at, start = time.time(), time.perf_counter()
     posted = client.post("/v1/jobs", json=job).json()
     final = wait_for_job(client, posted["id"], timeout=3600)
     seconds = time.perf_counter() - start
     assert final["status"] == "succeeded" and final["progress"]["done"] == items, final
     assert worker.log is not None
-    phases(worker.log, posted_at, seconds)
+    control = stack.control.log if stack.control is not None else None
+    phases(worker.log, control, posted_at, seconds)
     return items / seconds
 
 
 _TASK_ENDED = re.compile(r"\[(\S+ \S+): INFO/\S+\] Task fovea\.(\w+)\[\S+\] succeeded in ([\d.]+)s")
 
 
-def phases(log: Path, posted_at: float, seconds: float) -> None:
-    """Where the job's time went, from the worker's log (Celery logs each task's end and duration): before
+def phases(log: Path, control: Path | None, posted_at: float, seconds: float) -> None:
+    """Where the job's time went, from the workers' logs (Celery logs each task's end and duration): before
     the first shard started, in shard tasks (a shard's tail runs behind, outside them), between tasks, and
-    from the last shard's end to ``succeeded`` (the finaliser, the last tail, the poll)."""
+    from the last shard's end to ``succeeded`` (the finaliser, the last tail, the poll); and the planning
+    and finalising tasks' own seconds (on ``control``'s log when a control worker ran them)."""
     ended = []
-    for line in log.read_text(errors="replace").splitlines():
-        found = _TASK_ENDED.search(line)
-        if found:
-            at = datetime.strptime(found[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
-            ended.append((at, found[2], float(found[3])))
+    for path in [log, *([control] if control is not None else [])]:
+        for line in path.read_text(errors="replace").splitlines():
+            found = _TASK_ENDED.search(line)
+            if found:
+                at = datetime.strptime(found[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                ended.append((at, found[2], float(found[3])))
     shards = [(at, took) for at, task, took in ended if task == "shard" and at >= posted_at]
     if not shards:
         return
@@ -194,6 +200,8 @@ def phases(log: Path, posted_at: float, seconds: float) -> None:
         after_last_shard=round(seconds - last_end, 2),
         shard_tasks=len(shards),
         shard_task_median=round(statistics.median(took for _, took in shards), 3),
+        planning_tasks=round(sum(took for at, task, took in ended if task == "plan" and at >= posted_at), 2),
+        finalising_task=round(sum(took for at, task, took in ended if task == "finalize" and at >= posted_at), 2),
     )
 
 
@@ -209,6 +217,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="service and bare loop alternated this many times")
     parser.add_argument(
         "--shard-items", type=int, default=SHARD_ITEMS, help="the service's shard (and the bare loop's pack) size"
+    )
+    parser.add_argument(
+        "--control-worker",
+        action="store_true",
+        help="plan and finalise on a control worker of its own (nice 10), as docker compose deploys; the worker takes items only",
     )
     args = parser.parse_args()
     torch.set_num_threads(1)  # the worker runs one pool child; give the bare loop the same
@@ -246,11 +259,19 @@ def main() -> None:
         submissions_alone(work, endpoint, keys, archive, spec, args.submissions)
         ratios = []
         for round_ in range(args.rounds):
-            stack = Stack(work / f"stack{round_}", env | {"OMP_NUM_THREADS": "1"}, workers=0)
+            stack = Stack(
+                work / f"stack{round_}", env | {"OMP_NUM_THREADS": "1"}, workers=0, control_worker=args.control_worker
+            )
             with stack.client("key-a") as client:
                 uri = upload_archive(client, archive)
                 service = timed_job(stack, client, {**spec, "input": uri}, args.items)
-                emit(figure="service_items_per_s", value=round(service, 1), items=args.items, packed=args.packed)
+                emit(
+                    figure="service_items_per_s",
+                    value=round(service, 1),
+                    items=args.items,
+                    packed=args.packed,
+                    control_worker=args.control_worker,
+                )
             stack.stop()  # an idle worker and API still take some CPU: gone before the bare loop runs again
             stack = None
             bare_runs.append(bare_loop(settings, archive, spec, args.shard_items if args.packed else 0))
