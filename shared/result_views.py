@@ -65,10 +65,11 @@ class ViewQuery:
     def wants_view(self, index: ShardIndex) -> bool:
         """Whether an ended job's page is better read from a view: a class or a sort always; a status
         filter that keeps under half the items too, since its page would read many shards to fill
-        (1 item in 50 failed: a page of 48 spans some 40 shard manifests), where a view reads a chunk."""
+        (1 item in 50 failed: a page of 48 spans some 40 shard manifests), where a view reads a chunk. That
+        view is the finaliser's (``worker.engine.failed_view``); the API never builds one on request."""
         if not self.plain:
             return True
-        return index.final and self.status is not None and index.count(self.status) * 2 < index.total
+        return index.final and self.status is not None and sparse(index.count(self.status), index.total)
 
     @property
     def name(self) -> str:
@@ -91,6 +92,11 @@ class ViewQuery:
         sign = -1.0 if self.sort is not None and self.sort.startswith("-") else 1.0
         present.sort(key=lambda i: sign * values[i])  # stable: equal values stay in index order
         return present + missing
+
+
+def sparse(matching: int, total: int) -> bool:
+    """Whether a status filter keeping ``matching`` of ``total`` items is read from a view: under half."""
+    return matching * 2 < total
 
 
 def numeric(item: dict[str, Any], path: str) -> float | None:

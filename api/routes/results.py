@@ -93,8 +93,9 @@ def results(
     query = ViewQuery(status, label, sort)
     if not query.plain and (record.status not in TERMINAL or (index is not None and not index.final)):
         raise ApiError(409, "conflict", "sorting and class filters need the job to have ended; page it in index order")
-    if index is not None and query.wants_view(index):
-        entries, total = _viewed(state, tenant, job_id, index, query, offset, limit)
+    viewed = _viewed(state, tenant, job_id, index, query, offset, limit) if index is not None else None
+    if viewed is not None:
+        entries, total = viewed
         planned, final = True, True
     elif index is not None:
         entries = page(state.storage, tenant, job_id, index, offset, limit, status, state.readers.map)
@@ -156,11 +157,22 @@ def _known(
 
 def _viewed(
     state: State, tenant: str, job_id: str, index: ShardIndex, query: ViewQuery, offset: int, limit: int
-) -> tuple[list[dict[str, Any]], int]:
-    """A page of the ended job's items filtered by class or sorted (``shared.result_views``): the view is
-    built on its first use, then kept (its description only) and read a chunk or two a page."""
+) -> tuple[list[dict[str, Any]], int] | None:
+    """A page of the ended job's items filtered by class or sorted, or by a status that keeps few of them
+    (``shared.result_views``), read a chunk or two a page; None where the shard index serves it. A sort or
+    class view is built on its first use, then kept (its description only). A status filter's view is
+    the finaliser's (its failed items), never built on request: that would read the whole job while the
+    client waits, where the shard index answers in the time a running job's filtered page takes."""
+    if not query.wants_view(index):
+        return None
     kept_key = ("view", tenant, job_id, query.name)
-    described = state.kept.get(kept_key) or read_view(state.storage, tenant, job_id, query)
+    described = state.kept.get(kept_key)
+    if described is None:
+        described = read_view(state.storage, tenant, job_id, query) or ({} if query.plain else None)
+        if described == {}:  # an ended job's views no longer change: that it has none is kept too
+            state.kept.keep(kept_key, described)
+    if described == {}:
+        return None
     if described is None:
         with state.building(kept_key):  # one build per view in this process; others wait for it
             described = read_view(state.storage, tenant, job_id, query) or build_view(

@@ -30,7 +30,11 @@ def item(index: int, rng: random.Random, fail_every: int) -> dict[str, Any]:
         "outputs": {"overlay": f"items/{index:08d}/overlay", "heatmap": f"items/{index:08d}/heatmap"},
         "predictions": [{"class": top, "name": CLASSES[top], "probability": probability}],
         "target": {"class": top, "name": CLASSES[top]},
-        "quality": {"pointing_hit": rng.random() < 0.5, "deletion_auc": round(rng.random(), 6)},
+        "quality": {
+            "pointing_hit": rng.random() < 0.5,
+            "box_fraction": round(probability / 2, 6),  # drawn from no new number: later items stay as they were
+            "deletion_auc": round(rng.random(), 6),
+        },
     }
 
 

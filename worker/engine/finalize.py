@@ -1,5 +1,5 @@
-"""Finalising a job: one manifest with every item exactly once, a summary, an HTML report, and the shard
-index that results pages read.
+"""Finalising a job: one manifest with every item exactly once, a summary, an HTML report, the view of
+its failed items (``worker.engine.failed_view``), and the shard index that results pages read.
 
 One streaming pass over the shard manifests: the manifest is written shard by shard, counts and the kind's
 figures are added up as items go by, and the report keeps only what it shows (a capped gallery and a
@@ -29,6 +29,7 @@ from shared.packs import pack_paths
 from shared.results import ShardIndex, iter_shards, read_ahead, read_plan, write_index
 from shared.storage import Storage
 from worker.engine.arrays import write_job_arrays
+from worker.engine.failed_view import FailedView
 from worker.engine.job_files import JobFiles
 from worker.engine.shard import CANCELED_REASON
 from worker.kinds import map_plugin
@@ -124,16 +125,20 @@ def finalize_job(services: Services, tenant: str, job_id: str) -> None:
     ok_rows = np.zeros(plan.total if plan is not None else 0, dtype=bool)
 
     packs: set[str] = set()
+    failed_view = FailedView(storage, tenant, job_id, plan.total if plan is not None else 0)
 
     def visit(item: dict[str, Any]) -> None:
         tally.add(item)
         if item["status"] == "ok":
             ok_rows[int(item["index"])] = True
             packs.update(pack_paths(item.get("outputs", {}).values()))
+        else:
+            failed_view.add(item)
         if figures is not None:
             figures.add(item)
 
     counts = _stream_manifest(services, tenant, job_id, final.value, plan, visit)
+    failed_view.finish()
     total = plan.total if plan is not None else 0
     _drop_unused_packs(storage, tenant, job_id, packs)
     finished = now()
