@@ -169,9 +169,19 @@ def build_view(
             for position in order[start : start + CHUNK]:
                 spool.seek(offsets[position])
                 rows.append(spool.readline().rstrip(b"\n"))  # each line is one item's JSON already
-            body = b'{"items":[' + b",".join(rows) + b"]}"
-            storage.put_bytes(keys.result_view(tenant, job_id, query.name, chunk), body, "application/json")
-    described = {"total": len(offsets), "chunk": CHUNK, "query": [query.status, query.label, query.sort]}
+            store_chunk(storage, tenant, job_id, query, chunk, rows)
+    return store_description(storage, tenant, job_id, query, len(offsets))
+
+
+def store_chunk(storage: Storage, tenant: str, job_id: str, query: ViewQuery, chunk: int, rows: list[bytes]) -> None:
+    """One chunk of a view: ``rows`` are its items' JSON, in the view's order."""
+    body = b'{"items":[' + b",".join(rows) + b"]}"
+    storage.put_bytes(keys.result_view(tenant, job_id, query.name, chunk), body, "application/json")
+
+
+def store_description(storage: Storage, tenant: str, job_id: str, query: ViewQuery, total: int) -> dict[str, Any]:
+    """A view's description, stored once all its chunks are (its presence means the view is whole)."""
+    described = {"total": total, "chunk": CHUNK, "query": [query.status, query.label, query.sort]}
     storage.put_json(keys.result_view(tenant, job_id, query.name), described)
     return described
 

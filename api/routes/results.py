@@ -168,17 +168,17 @@ def _viewed(
     kept_key = ("view", tenant, job_id, query.name)
     described = state.kept.get(kept_key)
     if described is None:
-        described = read_view(state.storage, tenant, job_id, query) or ({} if query.plain else None)
-        if described == {}:  # an ended job's views no longer change: that it has none is kept too
-            state.kept.keep(kept_key, described)
-    if described == {}:
+        described = read_view(state.storage, tenant, job_id, query)
+        if described is None and query.plain:
+            described = {}  # none from the finaliser: an ended job's views no longer change, so that is kept too
+        elif described is None:
+            with state.building(kept_key):  # one build per view in this process; others wait for it
+                described = read_view(state.storage, tenant, job_id, query) or build_view(
+                    state.storage, tenant, job_id, index, query, read_ahead(state.readers, 8)
+                )
+        state.kept.keep(kept_key, described)
+    if not described:
         return None
-    if described is None:
-        with state.building(kept_key):  # one build per view in this process; others wait for it
-            described = read_view(state.storage, tenant, job_id, query) or build_view(
-                state.storage, tenant, job_id, index, query, read_ahead(state.readers, 8)
-            )
-    state.kept.keep(kept_key, described)
     entries = view_page(state.storage, tenant, job_id, query, described, offset, limit, state.readers.map)
     return entries, int(described["total"])
 

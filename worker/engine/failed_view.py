@@ -18,7 +18,7 @@ import json
 from typing import Any
 
 from shared import keys, result_views
-from shared.result_views import ViewQuery, sparse
+from shared.result_views import ViewQuery, sparse, store_chunk, store_description
 from shared.results import ItemStatus
 from shared.storage import Storage
 
@@ -51,17 +51,10 @@ class FailedView:
             return
         if self.rows:
             self._flush()
-        described = {
-            "total": self.count,
-            "chunk": result_views.CHUNK,
-            "query": [FAILED.status, FAILED.label, FAILED.sort],
-        }
-        self.storage.put_json(keys.result_view(self.tenant, self.job_id, FAILED.name), described)
+        store_description(self.storage, self.tenant, self.job_id, FAILED, self.count)
 
     def _flush(self) -> None:
-        body = b'{"items":[' + b",".join(self.rows) + b"]}"
-        key = keys.result_view(self.tenant, self.job_id, FAILED.name, self.chunks)
-        self.storage.put_bytes(key, body, "application/json")
+        store_chunk(self.storage, self.tenant, self.job_id, FAILED, self.chunks, self.rows)
         self.chunks += 1
         self.rows = []
 
